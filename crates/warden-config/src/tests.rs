@@ -1,0 +1,208 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    let path = Path::new("warden.toml");
+    let c = Config::from_toml(path, text)?;
+    c.validate(path)?;
+    Ok(c)
+}
+
+fn messages(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("config should be rejected")
+        .0
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
+}
+
+const GOOD: &str = r#"
+[gateway]
+postgres_listen = "127.0.0.1:16000"
+data_dir = "/tmp/w"
+
+[[identity.oidc]]
+issuer = "http://127.0.0.1:4444"
+audience = "urn:warden"
+
+[[connections]]
+name = "app"
+target = "postgres://127.0.0.1:5432/app"
+allow_groups = ["agents", "dba"]
+username = "app_agent"
+password_env = "WARDEN_CONFIG_TEST_PW"
+idle_timeout = "5m"
+
+[[connections.roles]]
+groups = ["dba"]
+username = "app_dba"
+password_file = "/dev/null"
+"#;
+
+#[test]
+fn good_config_parses_with_defaults() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "s3cret");
+    let c = parse(GOOD).expect("valid");
+    assert_eq!(c.gateway.postgres_listen.port(), 16000);
+    assert_eq!(c.gateway.http_listen.port(), 8080);
+    assert_eq!(c.identity.oidc[0].groups_claim, "groups");
+    assert_eq!(
+        c.identity.oidc[0].audience.to_vec(),
+        vec!["urn:warden".to_string()]
+    );
+    let app = c.connection("app").expect("app");
+    assert_eq!(app.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(
+        app.password_source().load().unwrap().unwrap().expose(),
+        "s3cret"
+    );
+    assert_eq!(c.store_url(), "sqlite:///tmp/w/warden.db");
+    assert_eq!(app.target_url().unwrap().port, 5432);
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let errs = messages("[gateway]\npostgres_listen = \"127.0.0.1:1\"\nbogus = 1\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("warden.toml:3:"), "{}", errs[0]);
+    assert!(errs[0].contains("bogus"), "{}", errs[0]);
+}
+
+#[test]
+fn wrong_type_names_key() {
+    let errs = messages("[[connections]]\nname = 5\n");
+    assert!(errs[0].contains("connections[0].name"), "{}", errs[0]);
+    assert!(errs[0].contains("warden.toml:2:"), "{}", errs[0]);
+}
+
+#[test]
+fn syntax_error_has_position() {
+    let errs = messages("[gateway\n");
+    assert!(errs[0].starts_with("warden.toml:1:"), "{}", errs[0]);
+}
+
+#[test]
+fn bad_duration_is_reported() {
+    let errs = messages(
+        "[[connections]]\nname='a'\ntarget='postgres://h/d'\nallow_groups=['g']\nusername='u'\nidle_timeout='soon'\n",
+    );
+    assert!(errs[0].contains("connections[0].idle_timeout"), "{}", errs[0]);
+}
+
+#[test]
+fn every_semantic_problem_is_reported() {
+    let errs = messages(
+        r#"
+[gateway]
+tls_cert = "/x.pem"
+max_message_bytes = 10
+
+[[identity.oidc]]
+issuer = "ftp://idp"
+audience = []
+algorithms = ["HS256", "none"]
+
+[[connections]]
+name = "bad name!"
+target = "postgres://u:hunter2@db/app"
+allow_groups = []
+password_env = "WARDEN_DEFINITELY_UNSET_VAR"
+
+[[connections]]
+name = "dup"
+target = "mysql://h/d"
+allow_groups = ["g"]
+username = "u"
+password_env = "A"
+password_file = "/b"
+
+[[connections]]
+name = "dup"
+target = "postgres://h"
+allow_groups = ["g"]
+username = "u"
+credentials = "jit"
+"#,
+    );
+    let all = errs.join("\n");
+    for needle in [
+        "gateway.tls_cert",
+        "gateway.max_message_bytes",
+        "identity.oidc[0].issuer",
+        "identity.oidc[0].audience",
+        "\"HS256\" is not allowed",
+        "\"none\" is not allowed",
+        "connections[0].name",
+        "connections[0].target: must not contain a password",
+        "connections[0].allow_groups",
+        "WARDEN_DEFINITELY_UNSET_VAR is not set",
+        "connections[1].target: scheme must be postgres://",
+        "connections[1].password_env: set password_env or password_file, not both",
+        "connections[2].name: connection \"dup\" is defined twice",
+        "connections[2].target: a database name is required",
+        "connections[2].credentials",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert!(!all.contains("hunter2"), "password leaked: {all}");
+    assert!(all.lines().all(|l| l.starts_with("warden.toml: ")));
+}
+
+#[test]
+fn hostile_inputs_do_not_panic() {
+    let deep = "a = ".to_string() + &"[".repeat(10_000);
+    for text in [
+        "",
+        "\0\0\0",
+        "[[connections]]",
+        "[[connections]]\nname='x'\ntarget='postgres://[::1/x'\n",
+        &deep,
+        "[gateway]\npostgres_listen = \"nope\"\n",
+        "[gateway]\nmax_message_bytes = -1\n",
+        "[gateway]\nhandshake_timeout = \"99999999999999999999y\"\n",
+    ] {
+        let _ = parse(text);
+    }
+    let mut rng = 0x9e3779b97f4a7c15u64;
+    for _ in 0..2000 {
+        let mut s = GOOD.as_bytes().to_vec();
+        for _ in 0..4 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let i = (rng as usize) % s.len();
+            s[i] = (rng >> 32) as u8 & 0x7f;
+        }
+        let _ = parse(&String::from_utf8_lossy(&s));
+    }
+}
+
+#[test]
+fn target_urls() {
+    let t = TargetUrl::parse("postgresql://agent@[::1]:6000/my%20db").unwrap();
+    assert_eq!(t.host, "::1");
+    assert_eq!(t.port, 6000);
+    assert_eq!(t.database, "my db");
+    assert_eq!(t.user.as_deref(), Some("agent"));
+    assert!(TargetUrl::parse("postgres://h/d?sslmode=require").is_err());
+    assert!(TargetUrl::parse("postgres://h/d?foo=bar").is_err());
+    assert!(TargetUrl::parse("postgres:///d").is_err());
+    assert!(TargetUrl::parse("postgres://h/d%zz").is_err());
+}
+
+#[test]
+fn secret_file_is_trimmed() {
+    let dir = tempfile_dir();
+    let p = dir.join("pw");
+    std::fs::write(&p, "pw-from-file\n").unwrap();
+    let s = SecretSource::File(p).load().unwrap().unwrap();
+    assert_eq!(s.expose(), "pw-from-file");
+    let missing = SecretSource::File(dir.join("nope")).load().unwrap_err();
+    assert!(missing.contains("cannot read password file"));
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warden-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}

@@ -1,0 +1,183 @@
+//! Session errors, and the one place that turns them into what the client sees: an
+//! ErrorResponse with a fitting SQLSTATE and a message that says what to do next.
+
+use bytes::Bytes;
+use warden_identity::AuthError;
+use warden_policy::access::AccessDenied;
+use warden_wire::{ErrorResponse, Severity, WireError};
+
+use crate::io::ReadError;
+
+/// Everything that can end a session.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The client went away or its socket failed; nothing can be sent.
+    #[error("client connection lost: {0}")]
+    ClientGone(String),
+    /// The client broke the protocol.
+    #[error("protocol violation by the client: {0}")]
+    ClientProtocol(WireError),
+    /// The client did not finish startup in time.
+    #[error("startup did not complete in time")]
+    HandshakeTimeout,
+    /// A non-loopback client did not use TLS.
+    #[error("TLS required")]
+    TlsRequired,
+    /// TLS negotiation failed.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// Too many clients at once.
+    #[error("too many connections")]
+    TooManyConnections,
+    /// The startup packet named no connection.
+    #[error("no connection named")]
+    NoConnectionNamed,
+    /// The client asked for something Warden does not offer.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// The client's credential was refused.
+    #[error("authentication failed: {}", .0.label())]
+    Auth(AuthError),
+    /// Policy refused the session.
+    #[error("access denied: {0}")]
+    Denied(AccessDenied),
+    /// Warden has no usable credential for the mapped role.
+    #[error("no usable target credential: {0}")]
+    Credential(String),
+    /// The target could not be reached.
+    #[error("target unavailable: {0}")]
+    TargetUnavailable(String),
+    /// Warden could not authenticate to the target.
+    #[error("target authentication failed: {0}")]
+    TargetAuth(String),
+    /// The target refused the session with an error.
+    #[error("target refused the session: {sqlstate} {message}")]
+    TargetRefused {
+        /// The target's SQLSTATE.
+        sqlstate: String,
+        /// The target's message.
+        message: String,
+    },
+    /// The target broke the protocol.
+    #[error("protocol violation by the target: {0}")]
+    TargetProtocol(String),
+    /// The target connection failed mid-session.
+    #[error("target connection lost: {0}")]
+    TargetGone(String),
+}
+
+impl SessionError {
+    pub(crate) fn client_read(e: ReadError) -> Self {
+        match e {
+            ReadError::Eof => SessionError::ClientGone("closed".into()),
+            ReadError::Io(e) => SessionError::ClientGone(e.to_string()),
+            ReadError::Wire(e) => SessionError::ClientProtocol(e),
+        }
+    }
+
+    pub(crate) fn target_wire(e: ReadError) -> Self {
+        match e {
+            ReadError::Eof => SessionError::TargetGone("the target closed the connection".into()),
+            ReadError::Io(e) => SessionError::TargetGone(e.to_string()),
+            ReadError::Wire(e) => SessionError::TargetProtocol(e.to_string()),
+        }
+    }
+
+    pub(crate) fn target_io(e: std::io::Error) -> Self {
+        SessionError::TargetGone(e.to_string())
+    }
+
+    /// A short label for metrics and the audit trail.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SessionError::ClientGone(_) => "client_gone",
+            SessionError::ClientProtocol(_) => "client_protocol",
+            SessionError::HandshakeTimeout => "handshake_timeout",
+            SessionError::TlsRequired => "tls_required",
+            SessionError::Tls(_) => "tls",
+            SessionError::TooManyConnections => "too_many_connections",
+            SessionError::NoConnectionNamed => "no_connection_named",
+            SessionError::Unsupported(_) => "unsupported",
+            SessionError::Auth(e) => e.label(),
+            SessionError::Denied(_) => "denied",
+            SessionError::Credential(_) => "credential",
+            SessionError::TargetUnavailable(_) => "target_unavailable",
+            SessionError::TargetAuth(_) => "target_auth",
+            SessionError::TargetRefused { .. } => "target_refused",
+            SessionError::TargetProtocol(_) => "target_protocol",
+            SessionError::TargetGone(_) => "target_gone",
+        }
+    }
+
+    /// The SQLSTATE, message and hint the client receives; `None` when the client is gone.
+    pub fn client_view(&self) -> Option<(String, String, Option<String>)> {
+        let v = |code: &str, msg: String, hint: Option<&str>| {
+            Some((code.to_owned(), msg, hint.map(str::to_owned)))
+        };
+        match self {
+            SessionError::ClientGone(_) => None,
+            SessionError::ClientProtocol(e) => v("08P01", format!("invalid message: {e}"), None),
+            SessionError::HandshakeTimeout => v(
+                "57014",
+                "canceling authentication due to timeout".into(),
+                Some("send the startup packet and password promptly"),
+            ),
+            SessionError::TlsRequired => v(
+                "28000",
+                "this gateway requires TLS for connections from non-loopback addresses".into(),
+                Some("connect with sslmode=require (or verify-full)"),
+            ),
+            SessionError::Tls(_) => None,
+            SessionError::TooManyConnections => v(
+                "53300",
+                "sorry, too many clients already".into(),
+                Some("retry later, or ask the operator to raise gateway.max_connections"),
+            ),
+            SessionError::NoConnectionNamed => v(
+                "3D000",
+                "no connection name given".into(),
+                Some("set the database name (dbname) to the Warden connection you want"),
+            ),
+            SessionError::Unsupported(what) => v("0A000", format!("{what} is not supported by Warden"), None),
+            SessionError::Auth(e) => v(
+                e.sqlstate(),
+                e.reason(),
+                Some("put a valid OIDC access token or Warden API key in the password field"),
+            ),
+            SessionError::Denied(d) => v(d.sqlstate(), d.to_string(), None),
+            SessionError::Credential(m) => v(
+                "08004",
+                format!("Warden has no usable credential for this connection: {m}"),
+                Some("ask the Warden administrator to check the connection's credentials"),
+            ),
+            SessionError::TargetUnavailable(m) => v(
+                "08001",
+                format!("the target database is unavailable: {m}"),
+                Some("retry later; if it persists, tell the Warden administrator"),
+            ),
+            SessionError::TargetAuth(m) => v(
+                "08004",
+                format!("Warden could not log in to the target: {m}"),
+                Some("ask the Warden administrator to check the connection's credentials"),
+            ),
+            SessionError::TargetRefused { sqlstate, message } => {
+                // An authentication failure at the target is Warden's credential problem, not
+                // the client's: do not let it look like a bad token.
+                let code = if sqlstate.starts_with("28") { "08004" } else { sqlstate.as_str() };
+                v(code, format!("the target refused the session: {message}"), None)
+            }
+            SessionError::TargetProtocol(m) => v("08P01", format!("the target sent an invalid message: {m}"), None),
+            SessionError::TargetGone(m) => v("08006", format!("lost the connection to the target: {m}"), None),
+        }
+    }
+
+    /// The FATAL ErrorResponse for the client, if one can be sent.
+    pub fn to_error_response(&self) -> Option<Bytes> {
+        let (code, message, hint) = self.client_view()?;
+        let mut e = ErrorResponse::new(Severity::Fatal, &code, message);
+        if let Some(h) = hint {
+            e = e.with_hint(h);
+        }
+        Some(e.encode())
+    }
+}

@@ -1,0 +1,165 @@
+//! Everything a session needs, built once from the configuration and shared by all sessions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use warden_config::{Config, RequireTls, SecretSource};
+use warden_identity::Authenticator;
+use warden_policy::access::{AccessPolicy, ConnectionRules, RoleMapping};
+use warden_policy::statement::Analyzer;
+use warden_store::Store;
+use warden_types::Secret;
+
+use crate::cancel::CancelRegistry;
+
+/// A target role and its password (never logged: [`Secret`]).
+#[derive(Clone, Debug)]
+pub struct TargetCredential {
+    /// Target role.
+    pub user: String,
+    /// Its password, when the target needs one.
+    pub password: Option<Secret>,
+}
+
+/// One connection's target address and credentials.
+#[derive(Clone, Debug)]
+pub struct TargetRuntime {
+    /// Host.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Database on the target.
+    pub database: String,
+    /// Credential for the connection's default role.
+    pub default: Option<TargetCredential>,
+    /// Credentials for `[[connections.roles]]`, by rule index.
+    pub roles: Vec<TargetCredential>,
+}
+
+impl TargetRuntime {
+    /// The credential for a policy grant's rule index.
+    pub fn credential(&self, rule: Option<usize>) -> Option<&TargetCredential> {
+        match rule {
+            Some(i) => self.roles.get(i),
+            None => self.default.as_ref(),
+        }
+    }
+}
+
+/// Errors building the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A connection's secret or target could not be loaded.
+    #[error("connection {connection}: {message}")]
+    Connection {
+        /// The connection.
+        connection: String,
+        /// What is wrong (never the secret).
+        message: String,
+    },
+}
+
+/// Shared state of the PostgreSQL listener.
+pub struct Runtime {
+    /// Token and API key checks.
+    pub auth: Arc<Authenticator>,
+    /// Who may open which connection.
+    pub policy: AccessPolicy,
+    /// Targets by connection name.
+    pub targets: HashMap<String, TargetRuntime>,
+    /// Statement analysis cache.
+    pub analyzer: Arc<Analyzer>,
+    /// Audit and key store.
+    pub store: Store,
+    /// TLS for clients.
+    pub tls: Arc<rustls::ServerConfig>,
+    /// When TLS is mandatory.
+    pub require_tls: RequireTls,
+    /// Largest message accepted.
+    pub max_message: usize,
+    /// Time allowed for client startup.
+    pub handshake_timeout: Duration,
+    /// Time allowed for target login.
+    pub connect_timeout: Duration,
+    /// Cancel keys of live sessions.
+    pub cancels: CancelRegistry,
+    /// Bounds concurrent clients.
+    pub conn_limit: Arc<Semaphore>,
+}
+
+impl Runtime {
+    /// Builds the runtime; secrets are read here, once, from their environment variables
+    /// or files.
+    pub fn new(
+        config: &Config,
+        auth: Arc<Authenticator>,
+        store: Store,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> Result<Runtime, RuntimeError> {
+        let mut targets = HashMap::new();
+        let mut rules = Vec::new();
+        for c in &config.connections {
+            let err = |message: String| RuntimeError::Connection {
+                connection: c.name.clone(),
+                message,
+            };
+            let url = c.target_url().map_err(&err)?;
+            let load = |src: SecretSource| src.load().map_err(&err);
+            let default_user = c.username.clone().or_else(|| url.user.clone());
+            let default = match default_user {
+                Some(user) => Some(TargetCredential {
+                    user,
+                    password: load(c.password_source())?,
+                }),
+                None => None,
+            };
+            let mut roles = Vec::new();
+            for r in &c.roles {
+                roles.push(TargetCredential {
+                    user: r.username.clone(),
+                    password: load(r.password_source())?,
+                });
+            }
+            rules.push(ConnectionRules {
+                name: c.name.clone(),
+                allow_groups: c.allow_groups.clone(),
+                roles: c
+                    .roles
+                    .iter()
+                    .map(|r| RoleMapping {
+                        groups: r.groups.clone(),
+                        role: r.username.clone(),
+                    })
+                    .collect(),
+                default_role: default.as_ref().map(|d| d.user.clone()),
+            });
+            targets.insert(
+                c.name.clone(),
+                TargetRuntime {
+                    host: url.host,
+                    port: url.port,
+                    database: url.database,
+                    default,
+                    roles,
+                },
+            );
+        }
+        let g = &config.gateway;
+        Ok(Runtime {
+            auth,
+            policy: AccessPolicy::new(rules),
+            targets,
+            analyzer: Arc::new(Analyzer::new(g.statement_cache)),
+            store,
+            tls,
+            require_tls: g.require_tls,
+            max_message: g.max_message_bytes,
+            handshake_timeout: g.handshake_timeout,
+            connect_timeout: g.connect_timeout,
+            cancels: CancelRegistry::default(),
+            conn_limit: Arc::new(Semaphore::new(g.max_connections)),
+        })
+    }
+}

@@ -1,0 +1,413 @@
+//! The listener and a session's startup phase: TLS negotiation, the token in the password
+//! field, identity, policy, and the target login. Then [`crate::proxy`] takes over.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{BufMut, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout_at;
+use tokio_util::codec::Decoder;
+use warden_config::RequireTls;
+use warden_store::{AuthEvent, AuthResult};
+use warden_types::{Identity, SessionId};
+use warden_wire::{
+    Authentication, BackendKeyData, CancelRequest, Message, NegotiateProtocolVersion,
+    PasswordMessage, StartupCodec, StartupFrame, StartupMessage, MAX_AUTH_MESSAGE_LEN,
+    PROTOCOL_3_0,
+};
+
+use crate::backend::{self, BackendLogin};
+use crate::cancel::CancelTarget;
+use crate::error::SessionError;
+use crate::io::read_frame;
+use crate::proxy::{self, SessionCtx};
+use crate::runtime::Runtime;
+use crate::stream::ClientStream;
+
+/// Startup parameters Warden sets itself or refuses to forward to the target.
+const RESERVED_PARAMS: &[&str] = &["user", "database", "replication"];
+
+/// Accepts clients forever, one task per connection.
+pub async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, peer)) => {
+                let rt = rt.clone();
+                tokio::spawn(async move { handle(tcp, peer, rt).await });
+            }
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Runs one client connection to completion. Never panics on client input.
+pub async fn handle(tcp: TcpStream, peer: SocketAddr, rt: Arc<Runtime>) {
+    tcp.set_nodelay(true).ok();
+    let Ok(_permit) = rt.conn_limit.clone().try_acquire_owned() else {
+        let mut tcp = tcp;
+        if let Some(msg) = SessionError::TooManyConnections.to_error_response() {
+            let _ = tcp.write_all(&msg).await;
+        }
+        return;
+    };
+    metrics::gauge!("warden_pg_client_connections").increment(1.0);
+    let started = Instant::now();
+    let mut client: Option<ClientStream> = None;
+    let result = run(tcp, peer, &rt, &mut client, started).await;
+    metrics::gauge!("warden_pg_client_connections").decrement(1.0);
+    if let Err(e) = result {
+        if let (Some(stream), Some(msg)) = (client.as_mut(), e.to_error_response()) {
+            let _ = stream.write_all(&msg).await;
+            let _ = stream.shutdown().await;
+        }
+        match &e {
+            SessionError::ClientGone(_) => tracing::debug!(%peer, error = %e, "client left"),
+            _ => tracing::info!(%peer, error = %e, "session ended with an error"),
+        }
+        metrics::counter!("warden_pg_session_errors_total", "kind" => e.label()).increment(1);
+    }
+}
+
+/// Everything up to the proxy loop. `slot` holds the client stream so the caller can send
+/// the final error whatever step failed.
+async fn run(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    rt: &Arc<Runtime>,
+    slot: &mut Option<ClientStream>,
+    started: Instant,
+) -> Result<(), SessionError> {
+    let deadline = tokio::time::Instant::now() + rt.handshake_timeout;
+    let mut buf = BytesMut::with_capacity(1024);
+
+    // PostgreSQL 17's direct TLS starts with a TLS ClientHello (0x16) instead of SSLRequest.
+    let mut first = [0u8; 1];
+    let peeked = timeout_at(deadline, tcp.peek(&mut first))
+        .await
+        .map_err(|_| SessionError::HandshakeTimeout)?
+        .map_err(|e| SessionError::ClientGone(e.to_string()))?;
+    if peeked == 0 {
+        return Err(SessionError::ClientGone("closed before startup".into()));
+    }
+    *slot = Some(if first[0] == 0x16 {
+        tls_accept(ClientStream::Plain(tcp), rt, deadline).await?
+    } else {
+        ClientStream::Plain(tcp)
+    });
+
+    let startup = loop {
+        let stream = slot.as_mut().ok_or(SessionError::ClientGone("no stream".into()))?;
+        let frame = read_startup(stream, &mut buf, deadline).await?;
+        match frame {
+            StartupFrame::SslRequest => {
+                if stream.is_tls() {
+                    return Err(proto("SSLRequest inside TLS"));
+                }
+                if !buf.is_empty() {
+                    // Bytes sent before the TLS handshake would be read as if they were
+                    // encrypted (CVE-2021-23214): refuse them.
+                    return Err(proto("unencrypted data after SSLRequest"));
+                }
+                write_client(stream, b"S").await?;
+                let plain = slot.take().ok_or(SessionError::ClientGone("no stream".into()))?;
+                *slot = Some(tls_accept(plain, rt, deadline).await?);
+            }
+            StartupFrame::GssEncRequest => {
+                if stream.is_tls() {
+                    return Err(proto("GSSENCRequest inside TLS"));
+                }
+                write_client(stream, b"N").await?;
+            }
+            StartupFrame::Cancel(req) => {
+                forward_cancel(rt, &req).await;
+                return Ok(());
+            }
+            StartupFrame::Startup(s) => break s,
+        }
+    };
+    let stream = slot.as_mut().ok_or(SessionError::ClientGone("no stream".into()))?;
+
+    if !stream.is_tls() && tls_required(rt.require_tls, peer) {
+        return Err(SessionError::TlsRequired);
+    }
+    negotiate_version(stream, &startup).await?;
+    if startup.get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
+        return Err(SessionError::Unsupported("replication"));
+    }
+    let connection = match startup.database().or(startup.user()) {
+        Some(db) if !db.is_empty() => db.to_owned(),
+        _ => return Err(SessionError::NoConnectionNamed),
+    };
+
+    // Ask for the token as a cleartext password (the channel is TLS outside loopback).
+    write_client(stream, &Authentication::CleartextPassword.encode()).await?;
+    let frame = timeout_at(deadline, read_frame(stream, &mut buf, MAX_AUTH_MESSAGE_LEN))
+        .await
+        .map_err(|_| SessionError::HandshakeTimeout)?
+        .map_err(SessionError::client_read)?;
+    let password = PasswordMessage::from_frame(&frame).map_err(SessionError::ClientProtocol)?;
+
+    let mut audit = AuthEvent {
+        at: 0,
+        subject: None,
+        issuer: None,
+        credential_kind: None,
+        connection: Some(connection.clone()),
+        client_addr: peer.to_string(),
+        result: AuthResult::Denied,
+        reason: String::new(),
+        session_id: None,
+    };
+    let identity = match rt.auth.authenticate(password.password.as_str()).await {
+        Ok(id) => id,
+        Err(e) => {
+            audit.reason = format!("authentication: {}", e.label());
+            record(rt, &audit).await;
+            return Err(SessionError::Auth(e));
+        }
+    };
+    drop(password);
+    audit.subject = Some(identity.subject.to_string());
+    audit.issuer = Some(identity.issuer.clone());
+    audit.credential_kind = Some(identity.kind.as_str().to_owned());
+
+    let outcome = open_session(stream, &mut buf, &startup, &connection, &identity, rt, started).await;
+    match outcome {
+        Err(e) => {
+            audit.reason = match &e {
+                SessionError::Denied(d) => format!("policy: {d}"),
+                other => format!("{}: {other}", other.label()),
+            };
+            record(rt, &audit).await;
+            Err(e)
+        }
+        Ok(ready) => {
+            audit.result = AuthResult::Allowed;
+            audit.reason = format!("role {}", ready.ctx.role);
+            audit.session_id = Some(ready.ctx.session_id.to_string());
+            record(rt, &audit).await;
+            tracing::info!(
+                session = %ready.ctx.session_id, subject = %identity.subject,
+                connection = %connection, role = %ready.ctx.role, %peer,
+                setup_ms = started.elapsed().as_secs_f64() * 1e3,
+                "session started"
+            );
+            let client = slot.take().ok_or(SessionError::ClientGone("no stream".into()))?;
+            let ctx = ready.ctx;
+            let id = ctx.session_id.clone();
+            let res = proxy::run(client, buf, ready.backend, ready.backend_buf, &ctx).await;
+            drop(ready.cancel_guard);
+            tracing::info!(session = %id, outcome = ?res.as_ref().err().map(|e| e.label()), "session ended");
+            match res {
+                Ok(()) | Err(SessionError::ClientGone(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+struct Ready {
+    ctx: SessionCtx,
+    backend: tokio::net::TcpStream,
+    backend_buf: BytesMut,
+    cancel_guard: crate::cancel::CancelGuard,
+}
+
+/// Policy, credentials, target login, and the client's AuthenticationOk.
+async fn open_session(
+    stream: &mut ClientStream,
+    _buf: &mut BytesMut,
+    startup: &StartupMessage,
+    connection: &str,
+    identity: &Identity,
+    rt: &Arc<Runtime>,
+    started: Instant,
+) -> Result<Ready, SessionError> {
+    let grant = rt
+        .policy
+        .decide(identity, connection)
+        .map_err(SessionError::Denied)?;
+    let target = rt
+        .targets
+        .get(connection)
+        .ok_or_else(|| SessionError::Credential("connection has no target".into()))?;
+    let cred = target
+        .credential(grant.rule)
+        .ok_or_else(|| SessionError::Credential(format!("no credential for role {}", grant.role)))?;
+
+    let params: Vec<(String, String)> = startup
+        .params
+        .iter()
+        .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()) && !k.starts_with("_pq_."))
+        .cloned()
+        .collect();
+    let backend = backend::connect(
+        BackendLogin {
+            host: &target.host,
+            port: target.port,
+            database: &target.database,
+            user: &cred.user,
+            password: cred.password.as_ref(),
+            params,
+            max_message: rt.max_message,
+        },
+        rt.connect_timeout,
+    )
+    .await?;
+
+    let session_id = SessionId(uuid::Uuid::new_v4().to_string());
+    let cancel_guard = match &backend.key {
+        Some(k) => rt.cancels.register(CancelTarget {
+            host: target.host.clone(),
+            port: target.port,
+            process_id: k.process_id,
+            secret_key: k.secret_key.clone(),
+        }),
+        None => rt.cancels.register(CancelTarget {
+            host: target.host.clone(),
+            port: target.port,
+            process_id: 0,
+            secret_key: Vec::new(),
+        }),
+    };
+
+    let mut hello = BytesMut::with_capacity(512);
+    hello.put_slice(&Authentication::Ok.encode());
+    for ps in &backend.parameter_status {
+        hello.put_slice(ps);
+    }
+    hello.put_slice(
+        &BackendKeyData::new(
+            cancel_guard.key.process_id,
+            cancel_guard.key.secret_key.to_vec(),
+        )
+        .encode(),
+    );
+    hello.put_slice(&backend.ready.encode());
+    write_client(stream, &hello).await?;
+    metrics::histogram!("warden_pg_session_setup_seconds").record(started.elapsed().as_secs_f64());
+
+    Ok(Ready {
+        ctx: SessionCtx {
+            session_id,
+            connection: connection.to_owned(),
+            role: grant.role,
+            subject: identity.subject.to_string(),
+            analyzer: rt.analyzer.clone(),
+            max_message: rt.max_message,
+        },
+        backend: backend.stream,
+        backend_buf: backend.leftover,
+        cancel_guard,
+    })
+}
+
+async fn record(rt: &Runtime, ev: &AuthEvent) {
+    if let Err(e) = rt.store.record_auth(ev).await {
+        tracing::error!(error = %e, "could not write the authentication audit");
+    }
+}
+
+fn proto(what: &'static str) -> SessionError {
+    SessionError::ClientProtocol(warden_wire::WireError::Malformed { what })
+}
+
+fn tls_required(mode: RequireTls, peer: SocketAddr) -> bool {
+    match mode {
+        RequireTls::Always => true,
+        RequireTls::Never => false,
+        RequireTls::NonLoopback => !peer.ip().is_loopback(),
+    }
+}
+
+async fn write_client(stream: &mut ClientStream, bytes: &[u8]) -> Result<(), SessionError> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| SessionError::ClientGone(e.to_string()))?;
+    stream
+        .flush()
+        .await
+        .map_err(|e| SessionError::ClientGone(e.to_string()))
+}
+
+async fn tls_accept(
+    stream: ClientStream,
+    rt: &Runtime,
+    deadline: tokio::time::Instant,
+) -> Result<ClientStream, SessionError> {
+    let ClientStream::Plain(tcp) = stream else {
+        return Err(proto("TLS requested twice"));
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(rt.tls.clone());
+    let tls = timeout_at(deadline, acceptor.accept(tcp))
+        .await
+        .map_err(|_| SessionError::HandshakeTimeout)?
+        .map_err(|e| SessionError::Tls(e.to_string()))?;
+    Ok(ClientStream::Tls(Box::new(tls)))
+}
+
+async fn read_startup(
+    stream: &mut ClientStream,
+    buf: &mut BytesMut,
+    deadline: tokio::time::Instant,
+) -> Result<StartupFrame, SessionError> {
+    let mut codec = StartupCodec::new();
+    loop {
+        if let Some(frame) = codec.decode(buf).map_err(SessionError::ClientProtocol)? {
+            return Ok(frame);
+        }
+        buf.reserve(1024);
+        let n = timeout_at(deadline, stream.read_buf(buf))
+            .await
+            .map_err(|_| SessionError::HandshakeTimeout)?
+            .map_err(|e| SessionError::ClientGone(e.to_string()))?;
+        if n == 0 {
+            return Err(SessionError::ClientGone("closed during startup".into()));
+        }
+    }
+}
+
+/// Protocol 3.2 clients and `_pq_.` options get a NegotiateProtocolVersion for 3.0, which is
+/// what the target connection speaks.
+async fn negotiate_version(
+    stream: &mut ClientStream,
+    startup: &StartupMessage,
+) -> Result<(), SessionError> {
+    if startup.protocol >> 16 != 3 {
+        return Err(SessionError::Unsupported("a protocol version other than 3"));
+    }
+    let unsupported: Vec<String> = startup
+        .params
+        .iter()
+        .filter(|(k, _)| k.starts_with("_pq_."))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if startup.protocol != PROTOCOL_3_0 || !unsupported.is_empty() {
+        let msg = NegotiateProtocolVersion::new(0, unsupported);
+        write_client(stream, &msg.encode()).await?;
+    }
+    Ok(())
+}
+
+async fn forward_cancel(rt: &Runtime, req: &CancelRequest) {
+    match rt.cancels.lookup(req.process_id, &req.secret_key) {
+        Some(t) if t.process_id != 0 => {
+            if let Err(e) = backend::cancel(&t.host, t.port, t.process_id, &t.secret_key).await {
+                tracing::warn!(error = %e, "could not forward a cancel request");
+            }
+            metrics::counter!("warden_pg_cancels_total", "result" => "forwarded").increment(1);
+        }
+        _ => {
+            // Like PostgreSQL: say nothing, so keys cannot be probed.
+            metrics::counter!("warden_pg_cancels_total", "result" => "unknown_key").increment(1);
+        }
+    }
+}

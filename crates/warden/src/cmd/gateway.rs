@@ -1,0 +1,157 @@
+//! `warden gateway`: build every stage from the configuration and serve.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use warden_config::Config;
+use warden_identity::{Authenticator, BuiltinIssuer, BuiltinSettings, OidcSettings};
+use warden_store::Store;
+
+use crate::Overrides;
+
+/// Runs the gateway from a configuration file.
+pub async fn run(path: &Path, overrides: Overrides) -> anyhow::Result<ExitCode> {
+    let mut config = super::load_config(path)?;
+    apply(&mut config, &overrides);
+    init_tracing();
+    let gw = Gateway::build(&config).await?;
+    gw.serve(|pg, http| {
+        eprintln!("warden: PostgreSQL listener on {pg}, HTTP on http://{http}");
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Applies command-line overrides to a configuration.
+pub fn apply(config: &mut Config, o: &Overrides) {
+    if let Some(d) = &o.data_dir {
+        config.gateway.data_dir = d.clone();
+    }
+    if let Some(a) = o.postgres_listen {
+        config.gateway.postgres_listen = a;
+    }
+    if let Some(a) = o.http_listen {
+        config.gateway.http_listen = a;
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` picks the level (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The built-in issuer's settings for a configuration.
+pub fn builtin_settings(config: &Config) -> BuiltinSettings {
+    BuiltinSettings {
+        issuer: config.identity.builtin.issuer.clone(),
+        audience: config.identity.builtin.audience.clone(),
+        key_path: config.gateway.data_dir.join("issuer").join("ed25519.pk8"),
+    }
+}
+
+/// Every stage, built and ready to serve.
+pub struct Gateway {
+    config: Config,
+    runtime: Arc<warden_pg::Runtime>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The store.
+    pub store: Store,
+}
+
+impl Gateway {
+    /// Builds identity, policy, store and TLS from `config`.
+    pub async fn build(config: &Config) -> anyhow::Result<Gateway> {
+        let metrics = warden_api::install_metrics();
+        let data_dir = &config.gateway.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        let store = Store::open(&config.store_url()).await?;
+        let issuer = if config.identity.builtin.enabled {
+            Some(BuiltinIssuer::load_or_create(builtin_settings(config))?)
+        } else {
+            None
+        };
+        let oidc = config
+            .identity
+            .oidc
+            .iter()
+            .map(|o| {
+                let mut s = OidcSettings::new(&o.issuer, o.audience.to_vec());
+                s.groups_claim = o.groups_claim.clone();
+                if let Some(a) = &o.algorithms {
+                    s.algorithms = a.clone();
+                }
+                s.leeway = o.leeway;
+                s.jwks_min_refresh = o.jwks_min_refresh;
+                s.jwks_max_age = o.jwks_max_age;
+                s.discovery_url = o.discovery_url.clone();
+                s
+            })
+            .collect();
+        let auth = Authenticator::new(oidc, issuer, Arc::new(store.clone()))?;
+        let tls = warden_pg::tls::server_config(
+            config.gateway.tls_cert.as_deref(),
+            config.gateway.tls_key.as_deref(),
+            data_dir,
+        )?;
+        let runtime = warden_pg::Runtime::new(config, Arc::new(auth), store.clone(), tls)?;
+        Ok(Gateway {
+            config: config.clone(),
+            runtime: Arc::new(runtime),
+            metrics,
+            store,
+        })
+    }
+
+    /// The built-in issuer, when enabled.
+    pub fn issuer(&self) -> Option<&BuiltinIssuer> {
+        self.runtime.auth.builtin()
+    }
+
+    /// Binds both listeners, calls `on_ready` with their addresses, and serves until
+    /// Ctrl-C or SIGTERM.
+    pub async fn serve(
+        self,
+        on_ready: impl FnOnce(std::net::SocketAddr, std::net::SocketAddr),
+    ) -> anyhow::Result<()> {
+        let g = &self.config.gateway;
+        let pg = tokio::net::TcpListener::bind(g.postgres_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (postgres_listen)", g.postgres_listen))?;
+        let http = tokio::net::TcpListener::bind(g.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (http_listen)", g.http_listen))?;
+        let (pg_addr, http_addr) = (pg.local_addr()?, http.local_addr()?);
+        tracing::info!(postgres = %pg_addr, http = %http_addr, "warden gateway listening");
+        on_ready(pg_addr, http_addr);
+        let router = warden_api::router(self.metrics.clone());
+        tokio::select! {
+            _ = warden_pg::serve(pg, self.runtime.clone()) => {}
+            r = warden_api::serve(http, router) => r.context("HTTP listener failed")?,
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

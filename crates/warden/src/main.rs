@@ -1,0 +1,159 @@
+//! `warden`: the command-line entry point. Wiring only; the work lives in the library crates.
+#![forbid(unsafe_code)]
+
+mod cmd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Warden: an identity-aware gateway for AI agents and people in front of PostgreSQL.
+///
+/// Clients connect with any PostgreSQL driver: dbname = a Warden connection name,
+/// password = an OIDC access token or a Warden API key. Warden checks who they are, what
+/// they may open, logs in to the target with its own credential and inspects every statement.
+#[derive(Parser)]
+#[command(name = "warden", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway from a configuration file (all listeners).
+    Gateway {
+        /// The TOML configuration file.
+        #[arg(long, short, value_name = "FILE")]
+        config: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Zero-configuration quickstart: the gateway on embedded defaults, with a ready-to-paste
+    /// psql line carrying a short-lived token.
+    ///
+    /// Uses a SQLite store under ./.warden, a self-signed certificate, the built-in token
+    /// issuer, and a connection named `local` to $DATABASE_URL (default
+    /// postgres://127.0.0.1:5432/postgres).
+    Up {
+        #[command(flatten)]
+        overrides: Overrides,
+        /// Lifetime of the token printed for you.
+        #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+        token_ttl: std::time::Duration,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Issue, list and revoke machine credentials (built-in tokens and API keys).
+    ///
+    /// Works on the local data directory (the gateway sees changes at once).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+        #[command(flatten)]
+        local: LocalStore,
+    },
+}
+
+/// Settings that override the configuration file.
+#[derive(Args, Clone, Default)]
+struct Overrides {
+    /// Directory for the store, keys and certificates.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the PostgreSQL listener [default: 127.0.0.1:15432].
+    #[arg(long, value_name = "ADDR")]
+    postgres_listen: Option<SocketAddr>,
+    /// Address of the HTTP listener (health, metrics) [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+}
+
+/// Where the local store is.
+#[derive(Args, Clone, Default)]
+struct LocalStore {
+    /// Configuration file to read the data directory and issuer settings from.
+    #[arg(long, short, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration) [default: ./.warden].
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and print every error with its location.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCommand {
+    /// Issue a built-in token (default) or an API key; prints it alone on stdout.
+    Issue {
+        /// Identity name (the token's subject).
+        #[arg(long)]
+        name: String,
+        /// Groups, comma-separated.
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        groups: Vec<String>,
+        /// Lifetime (e.g. 30m, 1h, 7d). API keys without --ttl never expire.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// Issue an API key (`wdk_…`) instead of a token.
+        #[arg(long)]
+        api_key: bool,
+        /// The human or service acting through this identity (recorded as `act`).
+        #[arg(long)]
+        actor: Option<String>,
+    },
+    /// List issued tokens and API keys (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token (by id) or an API key (by id or the key itself).
+    Revoke {
+        /// Token id (jti) or API key id.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Gateway { config, overrides } => cmd::gateway::run(&config, overrides).await,
+            Command::Up {
+                overrides,
+                token_ttl,
+            } => cmd::up::run(overrides, token_ttl).await,
+            Command::Config {
+                command: ConfigCommand::Check { file },
+            } => cmd::config::check(&file),
+            Command::Tokens { command, local } => cmd::tokens::run(command, local).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

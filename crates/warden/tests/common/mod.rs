@@ -1,0 +1,240 @@
+//! Shared harness for the gateway's integration tests: start `warden gateway` as a real
+//! process on loopback, and a raw PostgreSQL client that reports SQLSTATEs.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use warden_testkit::LoggedProcess;
+use warden_wire::{
+    scan_frame, Authentication, ErrorResponse, Frame, Message, PasswordMessage, StartupMessage,
+};
+
+/// Path of the `warden` binary under test.
+pub fn warden_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_warden"))
+}
+
+/// A running gateway process.
+pub struct Gateway {
+    pub process: LoggedProcess,
+    pub pg: SocketAddr,
+    pub http: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Gateway {
+    /// Writes `config` (TOML without `[gateway]` listen addresses or data_dir) and starts
+    /// the gateway on free loopback ports. `env` is passed to the process.
+    pub async fn start(config: &str, env: &[(&str, &str)]) -> Result<Gateway> {
+        let dir = tempfile::tempdir()?;
+        Self::start_in(dir, config, env).await
+    }
+
+    /// Like [`Gateway::start`] with a given data directory (to restart on the same state).
+    pub async fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Result<Gateway> {
+        let data = dir.path().join("data");
+        let path = dir.path().join("warden.toml");
+        let header = format!(
+            "[gateway]\ndata_dir = {:?}\npostgres_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n",
+            data.display().to_string()
+        );
+        let text = if config.contains("[gateway]") {
+            config.replacen("[gateway]", &header, 1)
+        } else {
+            format!("{header}\n{config}")
+        };
+        std::fs::write(&path, text)?;
+        let mut cmd = Command::new(warden_bin());
+        cmd.arg("gateway").arg("--config").arg(&path);
+        cmd.env("RUST_LOG", "debug,sqlx=warn,hyper=info,reqwest=info,rustls=info,h2=info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let process = LoggedProcess::spawn(cmd)?;
+        let line = process
+            .wait_for_line("PostgreSQL listener on", Duration::from_secs(30))
+            .await
+            .with_context(|| format!("gateway did not start:\n{}", process.output()))?;
+        let (pg, http) = parse_ready(&line)?;
+        Ok(Gateway {
+            process,
+            pg,
+            http,
+            dir,
+            config: path,
+        })
+    }
+
+    /// Everything the gateway printed so far.
+    pub fn logs(&self) -> String {
+        self.process.output()
+    }
+
+    /// Runs a `warden` CLI command against this gateway's configuration.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        let mut cmd = Command::new(warden_bin());
+        cmd.args(args);
+        cmd.arg("--config").arg(&self.config);
+        Ok(cmd.output()?)
+    }
+
+    /// Issues a built-in token with the CLI (as an operator would).
+    pub fn issue_token(&self, name: &str, groups: &str, ttl: &str) -> Result<String> {
+        let out = self.cli(&["tokens", "issue", "--name", name, "--groups", groups, "--ttl", ttl])?;
+        if !out.status.success() {
+            bail!("tokens issue failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// A libpq connection string for this gateway.
+    pub fn dsn(&self, dbname: &str, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} dbname={dbname} user=test password={password} sslmode=disable",
+            self.pg.port()
+        )
+    }
+
+    /// The SQLite store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("data").join("warden.db")
+    }
+}
+
+fn parse_ready(line: &str) -> Result<(SocketAddr, SocketAddr)> {
+    // "warden: PostgreSQL listener on 127.0.0.1:X, HTTP on http://127.0.0.1:Y"
+    let pg = line
+        .split("listener on ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .context("no pg address")?
+        .trim()
+        .parse()?;
+    let http = line
+        .split("http://")
+        .nth(1)
+        .context("no http address")?
+        .trim()
+        .parse()?;
+    Ok((pg, http))
+}
+
+/// Runs `psql` with `args` against `dsn`, returning stdout, or stderr as the error.
+pub fn psql(dsn: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new("psql")
+        .arg("-X")
+        .arg("-A")
+        .arg("-t")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .args(args)
+        .arg(dsn)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// The outcome of a raw login attempt.
+#[derive(Debug)]
+pub enum Login {
+    /// AuthenticationOk and ReadyForQuery arrived.
+    Ok(TcpStream),
+    /// The gateway answered with an ErrorResponse.
+    Error { code: String, message: String },
+}
+
+/// Reads one frame from `s`.
+pub async fn read_frame(s: &mut TcpStream, buf: &mut BytesMut) -> Result<Frame> {
+    loop {
+        if let Some((_, len)) = scan_frame(buf, 1 << 26)? {
+            return Ok(Frame::from_raw(buf.split_to(len).freeze(), 1 << 26)?);
+        }
+        buf.reserve(4096);
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read_buf(buf)).await??;
+        if n == 0 {
+            bail!("connection closed");
+        }
+    }
+}
+
+/// Logs in with a hand-rolled client: startup (dbname), password = `password`.
+pub async fn raw_login(addr: SocketAddr, dbname: &str, password: &str) -> Result<Login> {
+    let mut s = TcpStream::connect(addr).await?;
+    let startup = StartupMessage::new(vec![
+        ("user".into(), "raw".into()),
+        ("database".into(), dbname.into()),
+    ]);
+    s.write_all(&startup.encode()).await?;
+    let mut buf = BytesMut::new();
+    loop {
+        let f = read_frame(&mut s, &mut buf).await?;
+        match f.tag() {
+            b'R' => match Authentication::from_frame(&f)? {
+                Authentication::CleartextPassword => {
+                    s.write_all(&PasswordMessage::new(password).encode()).await?;
+                }
+                Authentication::Ok => {}
+                other => bail!("unexpected auth request {other:?}"),
+            },
+            b'E' => {
+                let e = ErrorResponse::from_frame(&f)?;
+                return Ok(Login::Error {
+                    code: e.fields.code().unwrap_or("").to_owned(),
+                    message: e.fields.message().unwrap_or("").to_owned(),
+                });
+            }
+            b'Z' => return Ok(Login::Ok(s)),
+            _ => {}
+        }
+    }
+}
+
+/// Asserts that a login fails with `code` and a message containing `needle`.
+pub async fn expect_login_error(addr: SocketAddr, db: &str, password: &str, code: &str, needle: &str) {
+    match raw_login(addr, db, password).await.expect("login attempt") {
+        Login::Ok(_) => panic!("login with a bad credential succeeded (wanted {code})"),
+        Login::Error { code: c, message } => {
+            assert_eq!(c, code, "wrong SQLSTATE; message: {message}");
+            assert!(
+                message.contains(needle),
+                "message {message:?} does not contain {needle:?}"
+            );
+        }
+    }
+}
+
+/// Runs a read-only SQL query on the gateway's SQLite store (through Python's sqlite3, so the
+/// test reads the file exactly as an operator's tool would); rows are `|`-joined.
+pub fn sqlite_dump(db: &Path, sql: &str) -> Result<String> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); [print('|'.join(map(str,r))) for r in c.execute(sys.argv[2])]")
+        .arg(db)
+        .arg(sql)
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+impl Gateway {
+    /// A `postgresql://` URI for this gateway (asyncpg accepts only this form).
+    pub fn uri(&self, dbname: &str, password: &str) -> String {
+        format!(
+            "postgresql://test:{password}@127.0.0.1:{}/{dbname}?sslmode=disable",
+            self.pg.port()
+        )
+    }
+}
