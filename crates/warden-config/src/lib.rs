@@ -354,13 +354,23 @@ impl RoleRule {
 }
 
 impl Config {
-    /// Reads, parses and validates `path`.
+    /// Reads, parses and validates `path`, including that every secret can be read.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_checked(path, true)
+    }
+
+    /// Like [`Config::load`] but does not read secrets: for CLI commands that work on the
+    /// data directory only (`warden tokens`), which must not need the targets' passwords.
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigErrors> {
+        Self::load_checked(path, false)
+    }
+
+    fn load_checked(path: &Path, secrets: bool) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors::single(ConfigError::new(path, "", format!("cannot read file: {e}")))
         })?;
         let config = Config::from_toml(path, &text)?;
-        config.validate(path)?;
+        config.check(path, secrets)?;
         Ok(config)
     }
 
@@ -386,8 +396,13 @@ impl Config {
         self.connections.iter().find(|c| c.name == name)
     }
 
-    /// Checks meaning, reporting every problem (not just the first).
+    /// Checks meaning, reporting every problem (not just the first), and that every
+    /// secret can be read.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigErrors> {
+        self.check(path, true)
+    }
+
+    fn check(&self, path: &Path, secrets: bool) -> Result<(), ConfigErrors> {
         let mut errs = Vec::new();
         let mut err = |key: String, msg: String| errs.push(ConfigError::new(path, &key, msg));
 
@@ -405,7 +420,10 @@ impl Config {
             );
         }
         if g.max_connections == 0 {
-            err("gateway.max_connections".into(), "must be at least 1".into());
+            err(
+                "gateway.max_connections".into(),
+                "must be at least 1".into(),
+            );
         }
         if g.handshake_timeout.is_zero() {
             err(
@@ -435,7 +453,10 @@ impl Config {
                 err(key("issuer"), "must be an http(s) URL".into());
             }
             if !issuers.insert(o.issuer.clone()) {
-                err(key("issuer"), format!("issuer {} is listed twice", o.issuer));
+                err(
+                    key("issuer"),
+                    format!("issuer {} is listed twice", o.issuer),
+                );
             }
             if o.audience.to_vec().iter().all(|a| a.is_empty()) {
                 err(key("audience"), "at least one audience is required".into());
@@ -514,7 +535,12 @@ impl Config {
                     key("password_env"),
                     "set password_env or password_file, not both".into(),
                 );
-            } else if let Err(e) = c.password_source().load() {
+            } else if let Err(e) =
+                c.password_source()
+                    .load()
+                    .map(drop)
+                    .or_else(|e| if secrets { Err(e) } else { Ok(()) })
+            {
                 err(key("password_env"), e);
             }
             let default_user = c
@@ -540,11 +566,20 @@ impl Config {
                         rkey("password_env"),
                         "set password_env or password_file, not both".into(),
                     );
-                } else if let Err(e) = r.password_source().load() {
+                } else if let Err(e) = r.password_source().load().map(drop).or_else(|e| {
+                    if secrets {
+                        Err(e)
+                    } else {
+                        Ok(())
+                    }
+                }) {
                     err(rkey("password_env"), e);
                 }
             }
-            for (k, d) in [("idle_timeout", c.idle_timeout), ("max_session", c.max_session)] {
+            for (k, d) in [
+                ("idle_timeout", c.idle_timeout),
+                ("max_session", c.max_session),
+            ] {
                 if d.is_some_and(|d| d.is_zero()) {
                     err(key(k), "must be greater than zero".into());
                 }

@@ -86,7 +86,11 @@ fn bad_duration_is_reported() {
     let errs = messages(
         "[[connections]]\nname='a'\ntarget='postgres://h/d'\nallow_groups=['g']\nusername='u'\nidle_timeout='soon'\n",
     );
-    assert!(errs[0].contains("connections[0].idle_timeout"), "{}", errs[0]);
+    assert!(
+        errs[0].contains("connections[0].idle_timeout"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -205,4 +209,17 @@ fn tempfile_dir() -> PathBuf {
     let d = std::env::temp_dir().join(format!("warden-config-test-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+#[test]
+fn secrets_can_be_skipped_for_offline_commands() {
+    let dir = tempfile_dir();
+    let p = dir.join("offline.toml");
+    std::fs::write(
+        &p,
+        "[[connections]]\nname='a'\ntarget='postgres://h/d'\nallow_groups=['g']\nusername='u'\npassword_env='WARDEN_OFFLINE_UNSET'\n",
+    )
+    .unwrap();
+    assert!(Config::load(&p).is_err());
+    assert!(Config::load_without_secrets(&p).is_ok());
 }

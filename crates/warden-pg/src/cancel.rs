@@ -80,7 +80,11 @@ impl CancelRegistry {
 
     /// Number of registered sessions.
     pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).by_pid.len()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_pid
+            .len()
     }
 
     /// True when no session is registered.
@@ -126,12 +130,17 @@ mod tests {
         let guard = reg.register(target());
         let k = guard.key;
         assert!(k.process_id > 0);
-        assert_eq!(reg.lookup(k.process_id, &k.secret_key).unwrap().process_id, 42);
+        assert_eq!(
+            reg.lookup(k.process_id, &k.secret_key).unwrap().process_id,
+            42
+        );
         let mut wrong = k.secret_key;
         wrong[0] ^= 1;
         assert!(reg.lookup(k.process_id, &wrong).is_none());
         assert!(reg.lookup(k.process_id, &k.secret_key[..3]).is_none());
-        assert!(reg.lookup(k.process_id.wrapping_add(1), &k.secret_key).is_none());
+        assert!(reg
+            .lookup(k.process_id.wrapping_add(1), &k.secret_key)
+            .is_none());
         drop(guard);
         assert!(reg.lookup(k.process_id, &k.secret_key).is_none());
         assert!(reg.is_empty());

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use warden_identity::AuthError;
 use warden_policy::access::AccessDenied;
-use warden_wire::{ErrorResponse, Severity, WireError};
+use warden_wire::{ErrorResponse, Message, Severity, WireError};
 
 use crate::io::ReadError;
 
@@ -83,6 +83,10 @@ impl SessionError {
         }
     }
 
+    pub(crate) fn target_msg(e: WireError) -> Self {
+        SessionError::TargetProtocol(e.to_string())
+    }
+
     pub(crate) fn target_io(e: std::io::Error) -> Self {
         SessionError::TargetGone(e.to_string())
     }
@@ -138,7 +142,9 @@ impl SessionError {
                 "no connection name given".into(),
                 Some("set the database name (dbname) to the Warden connection you want"),
             ),
-            SessionError::Unsupported(what) => v("0A000", format!("{what} is not supported by Warden"), None),
+            SessionError::Unsupported(what) => {
+                v("0A000", format!("{what} is not supported by Warden"), None)
+            }
             SessionError::Auth(e) => v(
                 e.sqlstate(),
                 e.reason(),
@@ -163,11 +169,27 @@ impl SessionError {
             SessionError::TargetRefused { sqlstate, message } => {
                 // An authentication failure at the target is Warden's credential problem, not
                 // the client's: do not let it look like a bad token.
-                let code = if sqlstate.starts_with("28") { "08004" } else { sqlstate.as_str() };
-                v(code, format!("the target refused the session: {message}"), None)
+                let code = if sqlstate.starts_with("28") {
+                    "08004"
+                } else {
+                    sqlstate.as_str()
+                };
+                v(
+                    code,
+                    format!("the target refused the session: {message}"),
+                    None,
+                )
             }
-            SessionError::TargetProtocol(m) => v("08P01", format!("the target sent an invalid message: {m}"), None),
-            SessionError::TargetGone(m) => v("08006", format!("lost the connection to the target: {m}"), None),
+            SessionError::TargetProtocol(m) => v(
+                "08P01",
+                format!("the target sent an invalid message: {m}"),
+                None,
+            ),
+            SessionError::TargetGone(m) => v(
+                "08006",
+                format!("lost the connection to the target: {m}"),
+                None,
+            ),
         }
     }
 

@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warden_policy::statement::{Analyzer, StatementClass};
 use warden_types::SessionId;
-use warden_wire::{ErrorResponse, Message, Severity, WireError};
+use warden_wire::WireError;
 
 use crate::error::SessionError;
 use crate::stream::ClientStream;
@@ -58,22 +58,18 @@ pub async fn run(
         r = c2s => r,
         r = s2c => r,
     };
-    if let Err(SessionError::TargetGone(_)) = &res {
-        if !terminated.load(Ordering::Relaxed) {
-            let msg = ErrorResponse::new(
-                Severity::Fatal,
-                "08006",
-                "the target closed the connection unexpectedly",
-            )
-            .encode();
+    let res = match res {
+        Err(SessionError::TargetGone(_)) if terminated.load(Ordering::Relaxed) => Ok(()),
+        other => other,
+    };
+    // The one place a mid-session error reaches the client: a FATAL ErrorResponse.
+    if let Err(e) = &res {
+        if let Some(msg) = e.to_error_response() {
             let _ = cwr.write_all(&msg).await;
         }
     }
     let _ = cwr.shutdown().await;
-    match res {
-        Err(SessionError::TargetGone(_)) if terminated.load(Ordering::Relaxed) => Ok(()),
-        other => other,
-    }
+    res
 }
 
 /// Header of the frame at the start of `buf`: its tag and total length (tag included).
@@ -109,7 +105,9 @@ where
                 continue;
             }
             let rest = &buf[ready..];
-            let Some((tag, len)) = header(rest, ctx.max_message).map_err(SessionError::ClientProtocol)? else {
+            let Some((tag, len)) =
+                header(rest, ctx.max_message).map_err(SessionError::ClientProtocol)?
+            else {
                 break;
             };
             match tag {
@@ -118,7 +116,8 @@ where
                         want = want.max(len - rest.len());
                         break;
                     }
-                    inspect_client(tag, &rest[5..len], ctx).map_err(SessionError::ClientProtocol)?;
+                    inspect_client(tag, &rest[5..len], ctx)
+                        .map_err(SessionError::ClientProtocol)?;
                     ready += len;
                 }
                 b'X' => {
@@ -197,7 +196,10 @@ where
                 .map_err(|e| SessionError::ClientGone(e.to_string()))?;
         }
         buf.reserve(want);
-        let n = rd.read_buf(&mut buf).await.map_err(SessionError::target_io)?;
+        let n = rd
+            .read_buf(&mut buf)
+            .await
+            .map_err(SessionError::target_io)?;
         if n == 0 {
             if terminated.load(Ordering::Relaxed) {
                 return Ok(());

@@ -103,7 +103,9 @@ async fn run(
     });
 
     let startup = loop {
-        let stream = slot.as_mut().ok_or(SessionError::ClientGone("no stream".into()))?;
+        let stream = slot
+            .as_mut()
+            .ok_or(SessionError::ClientGone("no stream".into()))?;
         let frame = read_startup(stream, &mut buf, deadline).await?;
         match frame {
             StartupFrame::SslRequest => {
@@ -116,7 +118,9 @@ async fn run(
                     return Err(proto("unencrypted data after SSLRequest"));
                 }
                 write_client(stream, b"S").await?;
-                let plain = slot.take().ok_or(SessionError::ClientGone("no stream".into()))?;
+                let plain = slot
+                    .take()
+                    .ok_or(SessionError::ClientGone("no stream".into()))?;
                 *slot = Some(tls_accept(plain, rt, deadline).await?);
             }
             StartupFrame::GssEncRequest => {
@@ -132,13 +136,18 @@ async fn run(
             StartupFrame::Startup(s) => break s,
         }
     };
-    let stream = slot.as_mut().ok_or(SessionError::ClientGone("no stream".into()))?;
+    let stream = slot
+        .as_mut()
+        .ok_or(SessionError::ClientGone("no stream".into()))?;
 
     if !stream.is_tls() && tls_required(rt.require_tls, peer) {
         return Err(SessionError::TlsRequired);
     }
     negotiate_version(stream, &startup).await?;
-    if startup.get("replication").is_some_and(|v| v != "false" && v != "0" && v != "off") {
+    if startup
+        .get("replication")
+        .is_some_and(|v| v != "false" && v != "0" && v != "off")
+    {
         return Err(SessionError::Unsupported("replication"));
     }
     let connection = match startup.database().or(startup.user()) {
@@ -165,7 +174,7 @@ async fn run(
         reason: String::new(),
         session_id: None,
     };
-    let identity = match rt.auth.authenticate(password.password.as_str()).await {
+    let identity = match rt.auth.authenticate(password.password.expose()).await {
         Ok(id) => id,
         Err(e) => {
             audit.reason = format!("authentication: {}", e.label());
@@ -178,7 +187,16 @@ async fn run(
     audit.issuer = Some(identity.issuer.clone());
     audit.credential_kind = Some(identity.kind.as_str().to_owned());
 
-    let outcome = open_session(stream, &mut buf, &startup, &connection, &identity, rt, started).await;
+    let outcome = open_session(
+        stream,
+        &mut buf,
+        &startup,
+        &connection,
+        &identity,
+        rt,
+        started,
+    )
+    .await;
     match outcome {
         Err(e) => {
             audit.reason = match &e {
@@ -199,7 +217,9 @@ async fn run(
                 setup_ms = started.elapsed().as_secs_f64() * 1e3,
                 "session started"
             );
-            let client = slot.take().ok_or(SessionError::ClientGone("no stream".into()))?;
+            let client = slot
+                .take()
+                .ok_or(SessionError::ClientGone("no stream".into()))?;
             let ctx = ready.ctx;
             let id = ctx.session_id.clone();
             let res = proxy::run(client, buf, ready.backend, ready.backend_buf, &ctx).await;
@@ -238,9 +258,9 @@ async fn open_session(
         .targets
         .get(connection)
         .ok_or_else(|| SessionError::Credential("connection has no target".into()))?;
-    let cred = target
-        .credential(grant.rule)
-        .ok_or_else(|| SessionError::Credential(format!("no credential for role {}", grant.role)))?;
+    let cred = target.credential(grant.rule).ok_or_else(|| {
+        SessionError::Credential(format!("no credential for role {}", grant.role))
+    })?;
 
     let params: Vec<(String, String)> = startup
         .params

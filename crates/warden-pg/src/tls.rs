@@ -79,9 +79,13 @@ fn ensure_self_signed(data_dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
         return Ok((cert_path, key_path));
     }
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
     let certified = rcgen::generate_simple_self_signed(names)?;
-    write_private(&key_path, certified.signing_key.serialize_pem().as_bytes())?;
+    write_private(&key_path, certified.key_pair.serialize_pem().as_bytes())?;
     std::fs::write(&cert_path, certified.cert.pem()).map_err(io(&cert_path))?;
     tracing::info!(cert = %cert_path.display(), "generated a self-signed TLS certificate");
     Ok((cert_path, key_path))
@@ -110,7 +114,10 @@ mod tests {
         server_config(None, None, &dir).expect("generate");
         let first = std::fs::read(dir.join("tls/gateway-cert.pem")).unwrap();
         server_config(None, None, &dir).expect("reuse");
-        assert_eq!(first, std::fs::read(dir.join("tls/gateway-cert.pem")).unwrap());
+        assert_eq!(
+            first,
+            std::fs::read(dir.join("tls/gateway-cert.pem")).unwrap()
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -131,7 +138,9 @@ mod tests {
         let k = dir.join("k.pem");
         std::fs::write(&c, "not a pem").unwrap();
         std::fs::write(&k, "nope").unwrap();
-        let e = server_config(Some(&c), Some(&k), &dir).unwrap_err().to_string();
+        let e = server_config(Some(&c), Some(&k), &dir)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no certificate found"), "{e}");
         let e = server_config(Some(&dir.join("missing")), Some(&k), &dir)
             .unwrap_err()

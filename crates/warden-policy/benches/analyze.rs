@@ -15,7 +15,7 @@ const PGBENCH_UPDATE: &str = "UPDATE pgbench_accounts SET abalance = abalance + 
 /// Texts differing only in their literal, prepared up front so the benchmark does not
 /// measure `format!`.
 fn texts(prefix: &str) -> Vec<String> {
-    (0..4096)
+    (0..4096_u64)
         .map(|i| format!("{prefix}{};", 1_000_003 * i % 10_000_000))
         .collect()
 }

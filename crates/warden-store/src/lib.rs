@@ -293,12 +293,13 @@ impl Store {
             .map(|rest| rest.split('_').next().unwrap_or(rest))
             .unwrap_or(id);
         let now = now_ms();
-        let a = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(now)
-            .bind(key_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let a =
+            sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         let t = sqlx::query(
             "UPDATE issued_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
         )

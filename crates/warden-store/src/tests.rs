@@ -26,7 +26,10 @@ async fn api_keys_round_trip_and_revoke() {
     assert!(store.api_key("nope").await.unwrap().is_none());
 
     assert!(store.revoke("wdk_abc123_whatever").await.unwrap());
-    assert!(!store.revoke("abc123").await.unwrap(), "second revoke is a no-op");
+    assert!(
+        !store.revoke("abc123").await.unwrap(),
+        "second revoke is a no-op"
+    );
     assert!(store.api_key("abc123").await.unwrap().unwrap().revoked);
     let listed = store.list_api_keys().await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -53,7 +56,10 @@ async fn tokens_unknown_jti_counts_as_revoked() {
 #[tokio::test]
 async fn auth_audit_is_appended_and_persists() {
     let (store, dir) = temp_store().await;
-    for (i, result) in [AuthResult::Denied, AuthResult::Allowed].into_iter().enumerate() {
+    for (i, result) in [AuthResult::Denied, AuthResult::Allowed]
+        .into_iter()
+        .enumerate()
+    {
         store
             .record_auth(&AuthEvent {
                 at: 0,
@@ -71,7 +77,9 @@ async fn auth_audit_is_appended_and_persists() {
     }
     drop(store);
     let url = format!("sqlite://{}/nested/warden.db", dir.display());
-    let store = Store::open(&url).await.expect("reopen runs migrations idempotently");
+    let store = Store::open(&url)
+        .await
+        .expect("reopen runs migrations idempotently");
     let events = store.auth_events(10).await.unwrap();
     assert_eq!(events.len(), 2);
     assert_eq!(events[0].result, AuthResult::Allowed);
@@ -86,5 +94,7 @@ async fn bad_urls_are_refused() {
         Store::open("postgres://x/y").await,
         Err(StoreError::UnsupportedUrl(_))
     ));
-    assert!(Store::open("sqlite:///proc/definitely/not/here.db").await.is_err());
+    assert!(Store::open("sqlite:///proc/definitely/not/here.db")
+        .await
+        .is_err());
 }

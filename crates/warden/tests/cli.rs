@@ -15,10 +15,18 @@ fn help_explains_every_command() {
     for cmd in ["gateway", "up", "config", "tokens"] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
-    for sub in [&["gateway", "--help"][..], &["up", "--help"], &["config", "check", "--help"], &["tokens", "issue", "--help"]] {
+    for sub in [
+        &["gateway", "--help"][..],
+        &["up", "--help"],
+        &["config", "check", "--help"],
+        &["tokens", "issue", "--help"],
+    ] {
         let out = Command::new(warden_bin()).args(sub).output().unwrap();
         assert!(out.status.success(), "{sub:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).len() > 200, "{sub:?} help too short");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).len() > 200,
+            "{sub:?} help too short"
+        );
     }
 }
 
@@ -31,8 +39,16 @@ fn config_check_reports_every_error_with_location() {
         "[[connections]]\nname = \"app\"\ntarget = \"postgres://127.0.0.1:5432/postgres\"\nallow_groups = [\"a\"]\nusername = \"postgres\"\n",
     )
     .unwrap();
-    let out = Command::new(warden_bin()).args(["config", "check"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(warden_bin())
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK (1 connection(s)"));
 
     let bad = dir.path().join("bad.toml");
@@ -41,7 +57,11 @@ fn config_check_reports_every_error_with_location() {
         "[[connections]]\nname = \"app\"\ntarget = \"postgres://u:pw-in-config@h/d\"\nallow_groups = []\npassword_env = \"WARDEN_NO_SUCH_VAR\"\n",
     )
     .unwrap();
-    let out = Command::new(warden_bin()).args(["config", "check"]).arg(&bad).output().unwrap();
+    let out = Command::new(warden_bin())
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     let file = bad.display().to_string();
@@ -49,7 +69,7 @@ fn config_check_reports_every_error_with_location() {
         format!("{file}: connections[0].target: must not contain a password"),
         format!("{file}: connections[0].allow_groups"),
         format!("{file}: connections[0].password_env: environment variable WARDEN_NO_SUCH_VAR is not set"),
-        "3 problem(s) found".to_owned(),
+        "4 problem(s) found".to_owned(),
     ] {
         assert!(err.contains(&needle), "missing {needle:?} in:\n{err}");
     }
@@ -57,12 +77,19 @@ fn config_check_reports_every_error_with_location() {
 
     let syntax = dir.path().join("syntax.toml");
     std::fs::write(&syntax, "[gateway]\npostgres_listen = 15432\n").unwrap();
-    let out = Command::new(warden_bin()).args(["config", "check"]).arg(&syntax).output().unwrap();
+    let out = Command::new(warden_bin())
+        .args(["config", "check"])
+        .arg(&syntax)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:2:", syntax.display())), "{err}");
     assert!(err.contains("gateway.postgres_listen"), "{err}");
 
-    let out = Command::new(warden_bin()).args(["config", "check", "/nonexistent/w.toml"]).output().unwrap();
+    let out = Command::new(warden_bin())
+        .args(["config", "check", "/nonexistent/w.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read file"));
 }
@@ -72,8 +99,17 @@ async fn up_prints_a_working_psql_line() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(warden_bin());
     cmd.current_dir(dir.path())
-        .args(["up", "--postgres-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        .args([
+            "up",
+            "--postgres-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
         .env("USER", "quickstart");
     let up = LoggedProcess::spawn(cmd).unwrap();
     let line = up
@@ -98,8 +134,17 @@ async fn up_reports_an_unreachable_target_without_dying() {
     let port = warden_testkit::free_port();
     let mut cmd = Command::new(warden_bin());
     cmd.current_dir(dir.path())
-        .args(["up", "--postgres-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", format!("postgres://127.0.0.1:{port}/postgres"));
+        .args([
+            "up",
+            "--postgres-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("postgres://127.0.0.1:{port}/postgres"),
+        );
     let up = LoggedProcess::spawn(cmd).unwrap();
     up.wait_for_line("psql \"host=", Duration::from_secs(30))
         .await

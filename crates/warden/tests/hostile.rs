@@ -33,6 +33,8 @@ username = "postgres"
 async fn send_and_drain(gw: &Gateway, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(gw.pg).await.unwrap();
     let _ = s.write_all(bytes).await;
+    // Half-close: a truncated packet followed by EOF, as from a client that gave up.
+    let _ = s.shutdown().await;
     let mut out = Vec::new();
     let res = tokio::time::timeout(Duration::from_secs(5), async {
         let mut chunk = [0u8; 4096];
@@ -44,7 +46,11 @@ async fn send_and_drain(gw: &Gateway, bytes: &[u8]) -> Vec<u8> {
         }
     })
     .await;
-    assert!(res.is_ok(), "gateway neither answered nor closed for input {:?}", &bytes[..bytes.len().min(16)]);
+    assert!(
+        res.is_ok(),
+        "gateway neither answered nor closed for input {:?}",
+        &bytes[..bytes.len().min(16)]
+    );
     out
 }
 
@@ -53,7 +59,13 @@ fn error_code(reply: &[u8]) -> Option<String> {
     let raw = bytes::Bytes::copy_from_slice(&reply[pos..]);
     let (_, len) = warden_wire::scan_frame(&raw, 1 << 20).ok()??;
     let frame = warden_wire::Frame::from_raw(raw.slice(..len), 1 << 20).ok()?;
-    Some(ErrorResponse::from_frame(&frame).ok()?.fields.code()?.to_owned())
+    Some(
+        ErrorResponse::from_frame(&frame)
+            .ok()?
+            .fields
+            .code()?
+            .to_owned(),
+    )
 }
 
 async fn still_serving(gw: &Gateway, token: &str) {
@@ -76,17 +88,24 @@ async fn malformed_startup_packets() {
     ];
     // SSLRequest followed by plaintext in the same packet (CVE-2021-23214 shape).
     let mut ssl_then_data = vec![0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
-    ssl_then_data.extend_from_slice(&StartupMessage::new(vec![("user".into(), "x".into())]).encode());
+    ssl_then_data
+        .extend_from_slice(&StartupMessage::new(vec![("user".into(), "x".into())]).encode());
     cases.push(ssl_then_data);
     for case in &cases {
         let reply = send_and_drain(&gw, case).await;
         if let Some(code) = error_code(&reply) {
-            assert!(code == "08P01" || code == "0A000", "code {code} for {case:?}");
+            assert!(
+                code == "08P01" || code == "0A000",
+                "code {code} for {case:?}"
+            );
         }
     }
     // An ErrorResponse, not a silent close, for a recognisably bad startup.
     let reply = send_and_drain(&gw, &[0, 0, 0, 8, 0, 9, 0, 0]).await;
-    assert!(error_code(&reply).is_some(), "no error for protocol 9.0: {reply:?}");
+    assert!(
+        error_code(&reply).is_some(),
+        "no error for protocol 9.0: {reply:?}"
+    );
     still_serving(&gw, &token).await;
 }
 
@@ -95,7 +114,9 @@ async fn garbage_after_tls_and_truncated_tls() {
     let (gw, token) = gateway().await;
     // SSLRequest, 'S', then bytes that are not a ClientHello.
     let mut s = TcpStream::connect(gw.pg).await.unwrap();
-    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]).await.unwrap();
+    s.write_all(&[0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f])
+        .await
+        .unwrap();
     let mut b = [0u8; 1];
     s.read_exact(&mut b).await.unwrap();
     assert_eq!(&b, b"S");
@@ -106,7 +127,9 @@ async fn garbage_after_tls_and_truncated_tls() {
     // A direct-TLS ClientHello header that never completes: dropped at the handshake timeout
     // at the latest, and nobody else is affected meanwhile.
     let mut half = TcpStream::connect(gw.pg).await.unwrap();
-    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+    half.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
     still_serving(&gw, &token).await;
     drop(half);
 }
@@ -142,7 +165,10 @@ async fn oversized_and_malformed_messages() {
     let _ = s.write_all(&q).await;
     let mut buf = BytesMut::new();
     let f = read_frame(&mut s, &mut buf).await.unwrap();
-    assert_eq!(ErrorResponse::from_frame(&f).unwrap().fields.code(), Some("08P01"));
+    assert_eq!(
+        ErrorResponse::from_frame(&f).unwrap().fields.code(),
+        Some("08P01")
+    );
 
     // Length fields of 0 and 3 after login.
     for len in [0u32, 3] {
@@ -155,7 +181,10 @@ async fn oversized_and_malformed_messages() {
         let _ = s.write_all(&m).await;
         let mut buf = BytesMut::new();
         let f = read_frame(&mut s, &mut buf).await.unwrap();
-        assert_eq!(ErrorResponse::from_frame(&f).unwrap().fields.code(), Some("08P01"));
+        assert_eq!(
+            ErrorResponse::from_frame(&f).unwrap().fields.code(),
+            Some("08P01")
+        );
     }
 
     // A Query whose text is not NUL-terminated / not UTF-8.
@@ -186,7 +215,10 @@ async fn oversized_and_malformed_messages() {
     m.put_slice(b"select 1\0");
     s.write_all(&m).await.unwrap();
     let f = read_frame(&mut s, &mut buf).await.unwrap();
-    assert_eq!(ErrorResponse::from_frame(&f).unwrap().fields.code(), Some("08P01"));
+    assert_eq!(
+        ErrorResponse::from_frame(&f).unwrap().fields.code(),
+        Some("08P01")
+    );
 
     // A client that connects and says nothing is dropped after the handshake timeout;
     // many of them at once do not block others.

@@ -61,7 +61,11 @@ async fn oidc_tokens_are_checked_end_to_end() {
 
     // A real client_credentials token from the IdP, through psql, to a SCRAM target.
     let token = w.idp.client_credentials_token(&["agents"]).await.unwrap();
-    let out = psql(&w.gw.dsn("app", &token), &["-c", "select current_user, 40 + 2"]).unwrap();
+    let out = psql(
+        &w.gw.dsn("app", &token),
+        &["-c", "select current_user, 40 + 2"],
+    )
+    .unwrap();
     assert_eq!(out.trim(), "postgres|42");
 
     let now = unix_now();
@@ -76,19 +80,37 @@ async fn oidc_tokens_are_checked_end_to_end() {
 
     // Crafted with the IdP's real signing key: accepted as-is.
     let good = w.idp.sign(json!({}), base.clone()).await.unwrap();
-    assert!(matches!(raw_login(addr, "app", &good).await.unwrap(), Login::Ok(_)));
+    assert!(matches!(
+        raw_login(addr, "app", &good).await.unwrap(),
+        Login::Ok(_)
+    ));
 
-    let expired = w.idp.sign(json!({}), with(json!({"exp": now - 120}))).await.unwrap();
+    let expired = w
+        .idp
+        .sign(json!({}), with(json!({"exp": now - 120})))
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &expired, "28P01", "expired").await;
-    let future = w.idp.sign(json!({}), with(json!({"nbf": now + 600}))).await.unwrap();
+    let future = w
+        .idp
+        .sign(json!({}), with(json!({"nbf": now + 600})))
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &future, "28P01", "not valid yet").await;
     let wrong_iss = w
         .idp
-        .sign(json!({}), with(json!({"iss": format!("{}/other", w.idp.issuer())})))
+        .sign(
+            json!({}),
+            with(json!({"iss": format!("{}/other", w.idp.issuer())})),
+        )
         .await
         .unwrap();
     expect_login_error(addr, "app", &wrong_iss, "28P01", "issuer").await;
-    let wrong_aud = w.idp.sign(json!({}), with(json!({"aud": "urn:someone-else"}))).await.unwrap();
+    let wrong_aud = w
+        .idp
+        .sign(json!({}), with(json!({"aud": "urn:someone-else"})))
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &wrong_aud, "28P01", "audience").await;
 
     // Bad signature: flip a character of the signature segment.
@@ -97,13 +119,25 @@ async fn oidc_tokens_are_checked_end_to_end() {
     bad_sig.push(if last == 'A' { 'B' } else { 'A' });
     expect_login_error(addr, "app", &bad_sig, "28P01", "signature").await;
 
-    let none = w.idp.sign(json!({"alg": "none"}), base.clone()).await.unwrap();
+    let none = w
+        .idp
+        .sign(json!({"alg": "none"}), base.clone())
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &none, "28P01", "algorithm").await;
-    let hs = w.idp.sign(json!({"alg": "HS256"}), base.clone()).await.unwrap();
+    let hs = w
+        .idp
+        .sign(json!({"alg": "HS256"}), base.clone())
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &hs, "28P01", "algorithm").await;
 
     // Unknown kid: never published, so still refused after a refetch.
-    let unpublished = w.idp.sign_unpublished(json!({}), base.clone()).await.unwrap();
+    let unpublished = w
+        .idp
+        .sign_unpublished(json!({}), base.clone())
+        .await
+        .unwrap();
     expect_login_error(addr, "app", &unpublished, "28P01", "key").await;
 
     // Rotation: the next token is signed by a key the gateway has not seen; the JWKS cache
@@ -112,7 +146,10 @@ async fn oidc_tokens_are_checked_end_to_end() {
     w.idp.rotate().await.unwrap();
     let rotated = w.idp.client_credentials_token(&["agents"]).await.unwrap();
     assert!(
-        matches!(raw_login(addr, "app", &rotated).await.unwrap(), Login::Ok(_)),
+        matches!(
+            raw_login(addr, "app", &rotated).await.unwrap(),
+            Login::Ok(_)
+        ),
         "token from the rotated key should be accepted after a JWKS refetch"
     );
 
@@ -139,11 +176,19 @@ async fn oidc_tokens_are_checked_end_to_end() {
     )
     .unwrap();
     assert!(audit.lines().count() >= 14, "{audit}");
-    assert!(audit.contains("allowed|role postgres|app|127.0.0.1:"), "{audit}");
+    assert!(
+        audit.contains("allowed|role postgres|app|127.0.0.1:"),
+        "{audit}"
+    );
     assert!(audit.contains("denied|authentication: expired"), "{audit}");
     assert!(audit.contains("denied|policy: "), "{audit}");
     let logs = w.gw.logs();
-    for secret in [w.pg.superuser_password(), token.as_str(), good.as_str(), agent.as_str()] {
+    for secret in [
+        w.pg.superuser_password(),
+        token.as_str(),
+        good.as_str(),
+        agent.as_str(),
+    ] {
         assert!(!audit.contains(secret), "secret in audit");
         assert!(!logs.contains(secret), "secret in gateway logs");
     }
@@ -162,21 +207,38 @@ async fn builtin_tokens_and_api_keys() {
     assert_eq!(out.trim(), "1");
 
     // API key: issue, use, revoke, refused.
-    let out = w
-        .gw
-        .cli(&["tokens", "issue", "--name", "etl", "--groups", "agents", "--api-key"])
+    let out =
+        w.gw.cli(&[
+            "tokens",
+            "issue",
+            "--name",
+            "etl",
+            "--groups",
+            "agents",
+            "--api-key",
+        ])
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("wdk_"), "{key}");
-    assert!(matches!(raw_login(addr, "app", &key).await.unwrap(), Login::Ok(_)));
+    assert!(matches!(
+        raw_login(addr, "app", &key).await.unwrap(),
+        Login::Ok(_)
+    ));
     let mut wrong = key.clone();
     wrong.push('x');
     expect_login_error(addr, "app", &wrong, "28P01", "").await;
 
     let list = w.gw.cli(&["tokens", "list", "--json"]).unwrap();
     let listed = String::from_utf8(list.stdout).unwrap();
-    assert!(listed.contains("\"etl\"") && listed.contains("crew-researcher"), "{listed}");
+    assert!(
+        listed.contains("\"etl\"") && listed.contains("crew-researcher"),
+        "{listed}"
+    );
     assert!(!listed.contains(&key[4..]), "API key secret listed");
     let key_id = key.split('_').nth(1).unwrap();
     let revoke = w.gw.cli(&["tokens", "revoke", key_id]).unwrap();
@@ -186,7 +248,12 @@ async fn builtin_tokens_and_api_keys() {
     // Revoking a built-in token by its jti.
     let (_, claims) = warden_testkit::decode_jwt_unverified(&token).unwrap();
     let jti = claims["jti"].as_str().unwrap();
-    assert!(w.gw.cli(&["tokens", "revoke", jti]).unwrap().status.success());
+    assert!(w
+        .gw
+        .cli(&["tokens", "revoke", jti])
+        .unwrap()
+        .status
+        .success());
     expect_login_error(addr, "app", &token, "28P01", "revoked").await;
 
     // The store keeps only a hash of the key.
@@ -202,16 +269,22 @@ async fn idp_down_fails_closed_and_recovers() {
     // The gateway has never fetched the JWKS: it cannot decide, so it refuses.
     expect_login_error(w.gw.pg, "app", &token, "28000", "").await;
     w.idp.restart().await.unwrap();
-    assert!(matches!(raw_login(w.gw.pg, "app", &token).await.unwrap(), Login::Ok(_)));
+    assert!(matches!(
+        raw_login(w.gw.pg, "app", &token).await.unwrap(),
+        Login::Ok(_)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_target_password_is_not_blamed_on_the_client() {
     let idp = OidcProvider::start().await.unwrap();
     let pg = PgCluster::start_scram().await.unwrap();
-    let gw = Gateway::start(&config(&idp, &pg), &[(TARGET_PW_ENV, "definitely-wrong-pw")])
-        .await
-        .unwrap();
+    let gw = Gateway::start(
+        &config(&idp, &pg),
+        &[(TARGET_PW_ENV, "definitely-wrong-pw")],
+    )
+    .await
+    .unwrap();
     let token = idp.client_credentials_token(&["agents"]).await.unwrap();
     match raw_login(gw.pg, "app", &token).await.unwrap() {
         Login::Error { code, message } => {

@@ -1,12 +1,12 @@
 //! Statement analysis: what each SQL text a client sends would do, decided by the real
 //! PostgreSQL parser (`pg_query`) and cached so the proxy's hot path rarely parses.
 //!
-//! Flow of [`Analyzer::analyze`]: [`key`] turns the text into a cache key with literals
-//! replaced by markers (so `… WHERE aid = 1` and `… WHERE aid = 2` share one entry); on a
-//! hit the cached [`Analysis`] is returned; on a miss the *original* text is parsed,
-//! [`tree`] turns the parse tree into a generic tree, [`classify`] walks all of it, and the
-//! result is cached. Why reusing one text's analysis for another with the same key is
-//! sound is argued in [`key`]'s module docs.
+//! Flow of [`Analyzer::analyze`]: `key` turns the text into a cache key with literals
+//! replaced by markers (so `… WHERE aid = 1` and `… WHERE aid = 2` share one entry, while
+//! `aid = -1` does not, the minus being an operator); on a hit the cached [`Analysis`] is
+//! returned; on a miss the *original* text is parsed, `tree` turns the parse tree into a
+//! generic tree, `classify` walks all of it, and the result is cached. Why reusing one
+//! text's analysis for another with the same key is sound is argued in `key.rs`.
 //!
 //! The analysis assumes `standard_conforming_strings = on` (PostgreSQL's default since
 //! 9.1), as `pg_query` does; a `SET` that turns it off is classified
@@ -189,8 +189,11 @@ impl Analyzer {
     /// An analyzer caching about `cache_capacity` statements (0 disables caching).
     pub fn new(cache_capacity: usize) -> Self {
         let weight = cache_capacity as u64;
+        // The estimate only pre-sizes the tables; a huge configured capacity must not
+        // allocate it all up front.
+        let estimated = cache_capacity.clamp(1, 1 << 16);
         Analyzer {
-            cache: Cache::with_weighter(cache_capacity.max(1), weight, KeyWeighter),
+            cache: Cache::with_weighter(estimated, weight, KeyWeighter),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -216,6 +219,21 @@ impl Analyzer {
             self.cache.insert(key, Arc::clone(&analysis));
         }
         analysis
+    }
+
+    /// Analyses a query string as it arrived on the wire. Text that is not UTF-8 is not
+    /// guessed at: it is one `Unknown` statement (and not cached).
+    pub fn analyze_bytes(&self, sql: &[u8]) -> Arc<Analysis> {
+        match std::str::from_utf8(sql) {
+            Ok(sql) => self.analyze(sql),
+            Err(e) => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Arc::new(Analysis::unparsed(format!(
+                    "the statement is not valid UTF-8 (at byte {})",
+                    e.valid_up_to()
+                )))
+            }
+        }
     }
 
     /// Cache hits and misses since creation.

@@ -465,6 +465,25 @@ fn normalized_parse_errors_are_not_shared() {
 }
 
 #[test]
+fn non_utf8_bytes_are_unknown() {
+    let analyzer = Analyzer::new(10);
+    let analysis = analyzer.analyze_bytes(b"SELECT '\xff'");
+    assert_eq!(analysis.riskiest(), Unknown);
+    assert!(analysis
+        .parse_error
+        .as_deref()
+        .is_some_and(|e| e.contains("UTF-8")));
+    assert_eq!(analyzer.analyze_bytes(b"SELECT 1").riskiest(), Read);
+    assert_eq!(analyzer.stats(), (0, 2));
+}
+
+#[test]
+fn huge_capacity_does_not_allocate_up_front() {
+    let analyzer = Analyzer::new(usize::MAX);
+    assert_eq!(analyzer.analyze("SELECT 1").riskiest(), Read);
+}
+
+#[test]
 fn zero_capacity_disables_caching() {
     let analyzer = Analyzer::new(0);
     analyzer.analyze("SELECT 1");

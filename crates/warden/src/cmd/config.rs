@@ -14,7 +14,11 @@ pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
                 file.display(),
                 c.connections.len(),
                 c.identity.oidc.len(),
-                if c.identity.builtin.enabled { "on" } else { "off" }
+                if c.identity.builtin.enabled {
+                    "on"
+                } else {
+                    "off"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -12,9 +12,6 @@ use warden_config::Config;
 /// Loads a configuration file, printing every problem on failure.
 pub fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|errs| {
-        anyhow::anyhow!(
-            "{} problem(s) in the configuration:\n{errs}",
-            errs.0.len()
-        )
+        anyhow::anyhow!("{} problem(s) in the configuration:\n{errs}", errs.0.len())
     })
 }

@@ -13,7 +13,9 @@ use crate::{LocalStore, TokensCommand};
 
 fn local_config(local: &LocalStore) -> anyhow::Result<Config> {
     let mut config = match &local.config {
-        Some(p) => super::load_config(p)?,
+        Some(p) => Config::load_without_secrets(p).map_err(|errs| {
+            anyhow::anyhow!("{} problem(s) in the configuration:\n{errs}", errs.0.len())
+        })?,
         None => Config::default(),
     };
     if let Some(d) = &local.data_dir {
@@ -78,15 +80,32 @@ pub async fn run(cmd: TokensCommand, local: LocalStore) -> anyhow::Result<ExitCo
                     serde_json::json!({ "api_keys": keys, "tokens": tokens })
                 );
             } else {
-                println!("{:<8} {:<38} {:<20} {:<24} {:<10}", "KIND", "ID", "IDENTITY", "GROUPS", "STATUS");
+                println!(
+                    "{:<8} {:<38} {:<20} {:<24} {:<10}",
+                    "KIND", "ID", "IDENTITY", "GROUPS", "STATUS"
+                );
                 let now = warden_store::now_ms();
                 for k in keys {
                     let status = status(k.revoked_at, k.expires_at, now);
-                    println!("{:<8} {:<38} {:<20} {:<24} {:<10}", "api_key", k.id, k.identity, k.groups.join(","), status);
+                    println!(
+                        "{:<8} {:<38} {:<20} {:<24} {:<10}",
+                        "api_key",
+                        k.id,
+                        k.identity,
+                        k.groups.join(","),
+                        status
+                    );
                 }
                 for t in tokens {
                     let status = status(t.revoked_at, Some(t.expires_at), now);
-                    println!("{:<8} {:<38} {:<20} {:<24} {:<10}", "token", t.jti, t.identity, t.groups.join(","), status);
+                    println!(
+                        "{:<8} {:<38} {:<20} {:<24} {:<10}",
+                        "token",
+                        t.jti,
+                        t.identity,
+                        t.groups.join(","),
+                        status
+                    );
                 }
             }
         }

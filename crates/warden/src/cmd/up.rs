@@ -60,7 +60,11 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
         // Only this process sees it; the configuration names the variable, not the value.
         std::env::set_var(TARGET_PASSWORD_ENV, pw);
     }
-    let mut config = default_config(&target, &user, std::env::var_os(TARGET_PASSWORD_ENV).is_some());
+    let mut config = default_config(
+        &target,
+        &user,
+        std::env::var_os(TARGET_PASSWORD_ENV).is_some(),
+    );
     apply(&mut config, &overrides);
     config
         .validate(std::path::Path::new("<warden up defaults>"))
@@ -77,14 +81,19 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
         .insert_token(&token.jti, &who, &groups, token.expires_at)
         .await?;
 
-    let target_url = config.connections[0].target_url().map_err(|e| anyhow::anyhow!(e))?;
+    let target_url = config.connections[0]
+        .target_url()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let reachable = tokio::time::timeout(
         Duration::from_secs(2),
         tokio::net::TcpStream::connect((target_url.host.as_str(), target_url.port)),
     )
     .await;
     let target_note = match reachable {
-        Ok(Ok(_)) => format!("target {}:{} is reachable", target_url.host, target_url.port),
+        Ok(Ok(_)) => format!(
+            "target {}:{} is reachable",
+            target_url.host, target_url.port
+        ),
         Ok(Err(e)) => format!(
             "WARNING: target {}:{} is not reachable ({e}); start PostgreSQL or set DATABASE_URL",
             target_url.host, target_url.port
@@ -110,7 +119,7 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
         );
         println!();
         println!("Try next:");
-        println!("  - a bad token is refused:   psql \"host={} port={} dbname=local password=nope\"", pg.ip(), pg.port());
+        println!("  - a bad token is refused:   psql \"dbname=local host={} port={} password=nope\"", pg.ip(), pg.port());
         println!("  - a token for an agent:      warden tokens issue --name my-agent --groups {LOCAL_GROUP} --ttl 1h");
         println!("  - the audit of every login:  sqlite3 {}/warden.db 'select * from auth_audit'", config.gateway.data_dir.display());
         println!("Stop with Ctrl-C.");
@@ -130,7 +139,10 @@ mod tests {
         assert_eq!(u, "alice");
         assert_eq!(p.as_deref(), Some("s3cret"));
         let (t, u, p) = split_target("postgres://127.0.0.1:5432/postgres").unwrap();
-        assert_eq!((t.as_str(), u.as_str(), p), ("postgres://127.0.0.1:5432/postgres", "postgres", None));
+        assert_eq!(
+            (t.as_str(), u.as_str(), p),
+            ("postgres://127.0.0.1:5432/postgres", "postgres", None)
+        );
         assert!(split_target("::nope").is_err());
     }
 

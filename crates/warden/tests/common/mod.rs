@@ -39,7 +39,11 @@ impl Gateway {
     }
 
     /// Like [`Gateway::start`] with a given data directory (to restart on the same state).
-    pub async fn start_in(dir: tempfile::TempDir, config: &str, env: &[(&str, &str)]) -> Result<Gateway> {
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Gateway> {
         let data = dir.path().join("data");
         let path = dir.path().join("warden.toml");
         let header = format!(
@@ -54,7 +58,10 @@ impl Gateway {
         std::fs::write(&path, text)?;
         let mut cmd = Command::new(warden_bin());
         cmd.arg("gateway").arg("--config").arg(&path);
-        cmd.env("RUST_LOG", "debug,sqlx=warn,hyper=info,reqwest=info,rustls=info,h2=info");
+        cmd.env(
+            "RUST_LOG",
+            "debug,sqlx=warn,hyper=info,reqwest=info,rustls=info,h2=info",
+        );
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -88,9 +95,14 @@ impl Gateway {
 
     /// Issues a built-in token with the CLI (as an operator would).
     pub fn issue_token(&self, name: &str, groups: &str, ttl: &str) -> Result<String> {
-        let out = self.cli(&["tokens", "issue", "--name", name, "--groups", groups, "--ttl", ttl])?;
+        let out = self.cli(&[
+            "tokens", "issue", "--name", name, "--groups", groups, "--ttl", ttl,
+        ])?;
         if !out.status.success() {
-            bail!("tokens issue failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "tokens issue failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         Ok(String::from_utf8(out.stdout)?.trim().to_owned())
     }
@@ -182,7 +194,8 @@ pub async fn raw_login(addr: SocketAddr, dbname: &str, password: &str) -> Result
         match f.tag() {
             b'R' => match Authentication::from_frame(&f)? {
                 Authentication::CleartextPassword => {
-                    s.write_all(&PasswordMessage::new(password).encode()).await?;
+                    s.write_all(&PasswordMessage::new(password).encode())
+                        .await?;
                 }
                 Authentication::Ok => {}
                 other => bail!("unexpected auth request {other:?}"),
@@ -201,7 +214,13 @@ pub async fn raw_login(addr: SocketAddr, dbname: &str, password: &str) -> Result
 }
 
 /// Asserts that a login fails with `code` and a message containing `needle`.
-pub async fn expect_login_error(addr: SocketAddr, db: &str, password: &str, code: &str, needle: &str) {
+pub async fn expect_login_error(
+    addr: SocketAddr,
+    db: &str,
+    password: &str,
+    code: &str,
+    needle: &str,
+) {
     match raw_login(addr, db, password).await.expect("login attempt") {
         Login::Ok(_) => panic!("login with a bad credential succeeded (wanted {code})"),
         Login::Error { code: c, message } => {

@@ -187,9 +187,12 @@ impl<'a> Iterator for DataRowColumns<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(usize::from(self.left)))
+        // Exact: `parse` checked that every announced column is present.
+        (usize::from(self.left), Some(usize::from(self.left)))
     }
 }
+
+impl ExactSizeIterator for DataRowColumns<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -204,6 +207,7 @@ mod tests {
         assert_eq!(row.len(), 4);
         let parsed = DataRow::from_frame(&Frame::from_raw(row.encode(), 1 << 20).unwrap()).unwrap();
         assert_eq!(parsed, row);
+        assert_eq!(parsed.columns().len(), 4);
         assert_eq!(parsed.columns().collect::<Vec<_>>(), cols.to_vec());
         assert_eq!(parsed.column(1), Some(None));
         assert_eq!(parsed.column(3), Some(Some(&b"alice@example.com"[..])));
