@@ -48,6 +48,8 @@ pub struct Authenticator {
     builtin: Option<Builtin>,
     oidc: Vec<OidcProvider>,
     store: Arc<dyn CredentialStore>,
+    /// Whether `wdk_` API keys are accepted.
+    api_keys: bool,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -139,7 +141,14 @@ impl Authenticator {
             builtin,
             oidc: providers,
             store,
+            api_keys: true,
         })
+    }
+
+    /// Refuses API keys (`identity.api_keys.enabled = false`).
+    pub fn without_api_keys(mut self) -> Self {
+        self.api_keys = false;
+        self
     }
 
     /// The built-in issuer, when configured (to issue tokens and publish its JWKS).
@@ -184,6 +193,9 @@ impl Authenticator {
         }
         if credential.starts_with(API_KEY_PREFIX) {
             attempt.kind = Some(CredentialKind::ApiKey);
+            if !self.api_keys {
+                return Err(AuthError::ApiKeysDisabled);
+            }
             attempt.key_id = apikey::key_id(credential).map(str::to_owned);
             return apikey::authenticate(credential, self.store.as_ref()).await;
         }

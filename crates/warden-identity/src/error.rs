@@ -48,6 +48,9 @@ pub enum AuthError {
     /// The API key is past its expiry.
     #[error("API key has expired")]
     ApiKeyExpired,
+    /// API keys are switched off (`identity.api_keys.enabled = false`).
+    #[error("API keys are disabled")]
+    ApiKeysDisabled,
     /// Discovery or JWKS could not be fetched; the detail is for logs only.
     #[error("identity provider unavailable: {0}")]
     IdpUnavailable(String),
@@ -107,6 +110,7 @@ impl AuthError {
                 .to_owned(),
             AuthError::ApiKeyExpired => "the API key has expired; create a new one with `warden tokens issue`"
                 .to_owned(),
+            AuthError::ApiKeysDisabled => "this gateway does not accept API keys; use an access token".to_owned(),
             AuthError::IdpUnavailable(_) => "the identity provider could not be reached to verify the token; \
                  try again shortly, and tell your administrator if it persists"
                 .to_owned(),
@@ -132,6 +136,7 @@ impl AuthError {
             AuthError::Revoked => "revoked",
             AuthError::ApiKeyInvalid => "api_key_invalid",
             AuthError::ApiKeyExpired => "api_key_expired",
+            AuthError::ApiKeysDisabled => "api_keys_disabled",
             AuthError::IdpUnavailable(_) => "idp_unavailable",
             AuthError::StoreUnavailable(_) => "store_unavailable",
         }
@@ -202,6 +207,7 @@ mod tests {
             AuthError::Revoked,
             AuthError::ApiKeyInvalid,
             AuthError::ApiKeyExpired,
+            AuthError::ApiKeysDisabled,
             AuthError::IdpUnavailable("connect to http://10.0.0.1/jwks refused".into()),
             AuthError::StoreUnavailable("database is locked".into()),
         ]

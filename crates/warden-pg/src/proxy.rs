@@ -124,6 +124,9 @@ where
                     terminated.store(true, Ordering::Relaxed);
                     passing = len;
                 }
+                // FunctionCall runs a function by OID with no SQL text to inspect: refuse it
+                // rather than let it bypass statement policy.
+                b'F' => return Err(SessionError::Unsupported("the FunctionCall message")),
                 _ => passing = len,
             }
         }

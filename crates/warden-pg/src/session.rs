@@ -150,6 +150,7 @@ async fn run(
     {
         return Err(SessionError::Unsupported("replication"));
     }
+    refuse_unsafe_settings(&startup)?;
     let connection = match startup.database().or(startup.user()) {
         Some(db) if !db.is_empty() => db.to_owned(),
         _ => return Err(SessionError::NoConnectionNamed),
@@ -333,6 +334,25 @@ async fn record(rt: &Runtime, ev: &AuthEvent) {
     if let Err(e) = rt.store.record_auth(ev).await {
         tracing::error!(error = %e, "could not write the authentication audit");
     }
+}
+
+/// Statement analysis assumes `standard_conforming_strings = on` (the default since
+/// PostgreSQL 9.1); a session that turns it off at startup could make the target read a
+/// string literal differently from the analyser, so it is refused.
+fn refuse_unsafe_settings(startup: &StartupMessage) -> Result<(), SessionError> {
+    let scs_off = startup
+        .get("standard_conforming_strings")
+        .is_some_and(|v| !v.eq_ignore_ascii_case("on"));
+    let in_options = startup.get("options").is_some_and(|o| {
+        o.to_ascii_lowercase()
+            .contains("standard_conforming_strings")
+    });
+    if scs_off || in_options {
+        return Err(SessionError::Unsupported(
+            "changing standard_conforming_strings at startup",
+        ));
+    }
+    Ok(())
 }
 
 fn proto(what: &'static str) -> SessionError {

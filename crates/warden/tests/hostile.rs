@@ -231,3 +231,35 @@ async fn oversized_and_malformed_messages() {
     still_serving(&gw, &token).await;
     assert!(!gw.logs().contains("panicked"), "gateway panicked");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uninspectable_requests_are_refused() {
+    let (gw, token) = gateway().await;
+    // FunctionCall ('F') carries no SQL to inspect.
+    let Login::Ok(mut s) = raw_login(gw.pg, "app", &token).await.unwrap() else {
+        panic!("login failed")
+    };
+    let mut m = BytesMut::new();
+    m.put_u8(b'F');
+    m.put_u32(4 + 4 + 2 + 2 + 2);
+    m.put_u32(1299); // now()
+    m.put_u16(0);
+    m.put_u16(0);
+    m.put_u16(0);
+    s.write_all(&m).await.unwrap();
+    let mut buf = BytesMut::new();
+    let f = read_frame(&mut s, &mut buf).await.unwrap();
+    assert_eq!(
+        ErrorResponse::from_frame(&f).unwrap().fields.code(),
+        Some("0A000")
+    );
+
+    // standard_conforming_strings=off would let the target read literals differently.
+    let dsn = format!(
+        "{} options='-c standard_conforming_strings=off'",
+        gw.dsn("app", &token)
+    );
+    let err = psql(&dsn, &["-c", "select 1"]).unwrap_err().to_string();
+    assert!(err.contains("standard_conforming_strings"), "{err}");
+    still_serving(&gw, &token).await;
+}

@@ -295,3 +295,67 @@ async fn wrong_target_password_is_not_blamed_on_the_client() {
     }
     assert!(!gw.logs().contains("definitely-wrong-pw"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_issuers_tls_always_and_api_keys_off() {
+    let idp_a = OidcProvider::start().await.unwrap();
+    let idp_b = OidcProvider::start().await.unwrap();
+    let config = format!(
+        r#"
+[gateway]
+require_tls = "always"
+
+[identity.api_keys]
+enabled = false
+
+[[identity.oidc]]
+issuer = "{a}"
+audience = "urn:warden"
+
+[[identity.oidc]]
+issuer = "{b}"
+audience = ["urn:other", "urn:warden"]
+groups_claim = "groups"
+
+[[connections]]
+name = "app"
+target = "postgres://127.0.0.1:5432/postgres"
+allow_groups = ["agents"]
+username = "postgres"
+"#,
+        a = idp_a.issuer(),
+        b = idp_b.issuer()
+    );
+    let gw = Gateway::start(&config, &[]).await.unwrap();
+    let tls = |token: &str| {
+        format!(
+            "host=127.0.0.1 port={} dbname=app user=x password={token} sslmode=require",
+            gw.pg.port()
+        )
+    };
+    for idp in [&idp_a, &idp_b] {
+        let token = idp.client_credentials_token(&["agents"]).await.unwrap();
+        assert_eq!(psql(&tls(&token), &["-c", "select 7"]).unwrap().trim(), "7");
+    }
+    // TLS is required even on loopback in this configuration.
+    let token = idp_a.client_credentials_token(&["agents"]).await.unwrap();
+    expect_login_error(gw.pg, "app", &token, "28000", "requires TLS").await;
+
+    // API keys are switched off.
+    let out = gw
+        .cli(&[
+            "tokens",
+            "issue",
+            "--name",
+            "k",
+            "--groups",
+            "agents",
+            "--api-key",
+        ])
+        .unwrap();
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let err = psql(&tls(&key), &["-c", "select 1"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not accept API keys"), "{err}");
+}

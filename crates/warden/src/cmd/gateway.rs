@@ -95,7 +95,10 @@ impl Gateway {
                 s
             })
             .collect();
-        let auth = Authenticator::new(oidc, issuer, Arc::new(store.clone()))?;
+        let mut auth = Authenticator::new(oidc, issuer, Arc::new(store.clone()))?;
+        if !config.identity.api_keys.enabled {
+            auth = auth.without_api_keys();
+        }
         let tls = warden_pg::tls::server_config(
             config.gateway.tls_cert.as_deref(),
             config.gateway.tls_key.as_deref(),
