@@ -46,7 +46,7 @@ echo "== private PostgreSQL on 127.0.0.1:$PGPORT"
 "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start \
   -o "-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c fsync=off" >/dev/null
 PGPID=$(head -1 "$WORK/pg/postmaster.pid")
-"$PGBIN/../bin/createdb" -h 127.0.0.1 -p "$PGPORT" -U postgres bench 2>/dev/null || createdb -h 127.0.0.1 -p "$PGPORT" -U postgres bench
+createdb -h 127.0.0.1 -p "$PGPORT" -U postgres bench
 pgbench -i -q -s "$SCALE" -h 127.0.0.1 -p "$PGPORT" -U postgres bench >/dev/null 2>&1
 
 echo "== pgbouncer (session mode) on 127.0.0.1:$BOUNCER_PORT"
@@ -83,7 +83,7 @@ allow_groups = ["bench"]
 username = "postgres"
 EOF
 TOKEN=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-agent --groups bench --ttl 2h)
-RUST_LOG=warn "$WARDEN" gateway --config "$WORK/warden.toml" 2>"$WORK/warden.log" &
+env RUST_LOG=warn ${WARDEN_ENV:-} "$WARDEN" gateway --config "$WORK/warden.toml" 2>"$WORK/warden.log" &
 WARDEN_PID=$!
 for _ in $(seq 1 50); do
   (echo > /dev/tcp/127.0.0.1/$WARDEN_PORT) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$BOUNCER_PORT) 2>/dev/null && break
@@ -117,7 +117,7 @@ declare -A ARGS=(
   [rows1000]="-n -f $WORK/rows1000.sql -M extended -c $CLIENTS -j 2"
   [pinned1]="-S -M extended -c 1 -j 1"
 )
-CASES=(simple extended prepared rows1000 pinned1)
+read -r -a CASES <<< "${BENCH_CASES:-simple extended prepared rows1000 pinned1}"
 RESULTS=$OUT/raw-$(date +%Y%m%d-%H%M%S).tsv
 echo -e "round\tcase\ttarget\ttps\tlatency_ms\twarden_cpu_us_per_tx" > "$RESULTS"
 

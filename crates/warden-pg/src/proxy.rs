@@ -36,9 +36,50 @@ pub struct SessionCtx {
     pub analyzer: Arc<Analyzer>,
     /// Largest message accepted.
     pub max_message: usize,
+    /// Statement counters, looked up once per session rather than per statement.
+    pub counters: StatementCounters,
 }
 
+/// `warden_pg_statements_total` by class.
+pub struct StatementCounters([metrics::Counter; 6]);
+
+impl StatementCounters {
+    /// Registers (or finds) the counters.
+    pub fn new() -> Self {
+        StatementCounters(
+            ALL_CLASSES.map(
+                |c| metrics::counter!("warden_pg_statements_total", "class" => class_label(c)),
+            ),
+        )
+    }
+
+    fn count(&self, class: StatementClass) {
+        let i = ALL_CLASSES.iter().position(|c| *c == class).unwrap_or(5);
+        if let Some(c) = self.0.get(i) {
+            c.increment(1);
+        }
+    }
+}
+
+impl Default for StatementCounters {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const ALL_CLASSES: [StatementClass; 6] = [
+    StatementClass::Read,
+    StatementClass::Write,
+    StatementClass::Ddl,
+    StatementClass::Destructive,
+    StatementClass::Utility,
+    StatementClass::Unknown,
+];
+
 const READ_CHUNK: usize = 16 * 1024;
+/// Most memory reserved ahead of bytes that have actually arrived, so a peer announcing a
+/// huge message and then stalling cannot pin the configured maximum per connection.
+const MAX_RESERVE_AHEAD: usize = 256 * 1024;
 
 /// Runs the session until either side closes.
 pub async fn run(
@@ -48,10 +89,36 @@ pub async fn run(
     server_buf: BytesMut,
     ctx: &SessionCtx,
 ) -> Result<(), SessionError> {
-    let (mut crd, mut cwr) = tokio::io::split(client);
-    let (mut srd, mut swr) = server.into_split();
-    let terminated = AtomicBool::new(false);
+    let (srd, swr) = server.into_split();
+    match client {
+        // Owned halves of a plain socket need no lock between the two directions.
+        ClientStream::Plain(tcp) => {
+            let (crd, cwr) = tcp.into_split();
+            relay(crd, cwr, client_buf, srd, swr, server_buf, ctx).await
+        }
+        ClientStream::Tls(tls) => {
+            let (crd, cwr) = tokio::io::split(*tls);
+            relay(crd, cwr, client_buf, srd, swr, server_buf, ctx).await
+        }
+    }
+}
 
+async fn relay<CR, CW, SR, SW>(
+    mut crd: CR,
+    mut cwr: CW,
+    client_buf: BytesMut,
+    mut srd: SR,
+    mut swr: SW,
+    server_buf: BytesMut,
+    ctx: &SessionCtx,
+) -> Result<(), SessionError>
+where
+    CR: AsyncRead + Unpin,
+    CW: AsyncWrite + Unpin,
+    SR: AsyncRead + Unpin,
+    SW: AsyncWrite + Unpin,
+{
+    let terminated = AtomicBool::new(false);
     let c2s = client_to_server(&mut crd, &mut swr, client_buf, ctx, &terminated);
     let s2c = server_to_client(&mut srd, &mut cwr, server_buf, ctx, &terminated);
     let res = tokio::select! {
@@ -113,7 +180,7 @@ where
             match tag {
                 b'Q' | b'P' => {
                     if rest.len() < len {
-                        want = want.max(len - rest.len());
+                        want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
                         break;
                     }
                     inspect_client(tag, &rest[5..len], ctx)
@@ -181,7 +248,7 @@ where
             match tag {
                 b'Z' => {
                     if rest.len() < len {
-                        want = want.max(len - rest.len());
+                        want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
                         break;
                     }
                     ready += len;
@@ -221,7 +288,7 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireErro
     };
     let analysis = ctx.analyzer.analyze(sql);
     let class = analysis.riskiest();
-    metrics::counter!("warden_pg_statements_total", "class" => class_label(class)).increment(1);
+    ctx.counters.count(class);
     if tracing::enabled!(tracing::Level::DEBUG) {
         tracing::debug!(session = %ctx.session_id, class = class_label(class), statements = analysis.statements.len(), "statement");
     }

@@ -323,6 +323,7 @@ async fn open_session(
             subject: identity.subject.to_string(),
             analyzer: rt.analyzer.clone(),
             max_message: rt.max_message,
+            counters: proxy::StatementCounters::new(),
         },
         backend: backend.stream,
         backend_buf: backend.leftover,
@@ -449,5 +450,33 @@ async fn forward_cancel(rt: &Runtime, req: &CancelRequest) {
             // Like PostgreSQL: say nothing, so keys cannot be probed.
             metrics::counter!("warden_pg_cancels_total", "result" => "unknown_key").increment(1);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_is_required_off_loopback_by_default() {
+        let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let remote: SocketAddr = "192.0.2.10:5000".parse().unwrap();
+        assert!(!tls_required(RequireTls::NonLoopback, lo));
+        assert!(!tls_required(RequireTls::NonLoopback, lo6));
+        assert!(tls_required(RequireTls::NonLoopback, remote));
+        assert!(tls_required(RequireTls::Always, lo));
+        assert!(!tls_required(RequireTls::Never, remote));
+    }
+
+    #[test]
+    fn standard_conforming_strings_cannot_be_turned_off() {
+        let msg = |k: &str, v: &str| StartupMessage::new(vec![(k.into(), v.into())]);
+        assert!(refuse_unsafe_settings(&msg("standard_conforming_strings", "off")).is_err());
+        assert!(
+            refuse_unsafe_settings(&msg("options", "-c Standard_Conforming_Strings=off")).is_err()
+        );
+        assert!(refuse_unsafe_settings(&msg("standard_conforming_strings", "on")).is_ok());
+        assert!(refuse_unsafe_settings(&msg("application_name", "psql")).is_ok());
     }
 }

@@ -359,3 +359,24 @@ username = "postgres"
         .to_string();
     assert!(err.contains("does not accept API keys"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_md5_and_cleartext_authentication() {
+    let idp = OidcProvider::start().await.unwrap();
+    for method in ["md5", "password"] {
+        let pg = PgCluster::start_with_auth(method).await.unwrap();
+        let gw = Gateway::start(
+            &config(&idp, &pg),
+            &[(TARGET_PW_ENV, pg.superuser_password())],
+        )
+        .await
+        .unwrap();
+        let token = idp.client_credentials_token(&["agents"]).await.unwrap();
+        let out = psql(&gw.dsn("app", &token), &["-c", "select current_user"]).unwrap();
+        assert_eq!(out.trim(), "postgres", "{method}");
+        assert!(
+            !gw.logs().contains(pg.superuser_password()),
+            "{method}: password in logs"
+        );
+    }
+}
