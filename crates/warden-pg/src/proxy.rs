@@ -40,22 +40,19 @@ pub struct SessionCtx {
     pub counters: StatementCounters,
 }
 
-/// `warden_pg_statements_total` by class.
+/// `warden_pg_statements_total` by class, indexed by [`StatementClass::risk`].
 pub struct StatementCounters([metrics::Counter; 6]);
 
 impl StatementCounters {
     /// Registers (or finds) the counters.
     pub fn new() -> Self {
         StatementCounters(
-            ALL_CLASSES.map(
-                |c| metrics::counter!("warden_pg_statements_total", "class" => class_label(c)),
-            ),
+            BY_RISK.map(|c| metrics::counter!("warden_pg_statements_total", "class" => c.as_str())),
         )
     }
 
     fn count(&self, class: StatementClass) {
-        let i = ALL_CLASSES.iter().position(|c| *c == class).unwrap_or(5);
-        if let Some(c) = self.0.get(i) {
+        if let Some(c) = self.0.get(usize::from(class.risk())) {
             c.increment(1);
         }
     }
@@ -67,12 +64,12 @@ impl Default for StatementCounters {
     }
 }
 
-const ALL_CLASSES: [StatementClass; 6] = [
+const BY_RISK: [StatementClass; 6] = [
+    StatementClass::Utility,
     StatementClass::Read,
     StatementClass::Write,
     StatementClass::Ddl,
     StatementClass::Destructive,
-    StatementClass::Utility,
     StatementClass::Unknown,
 ];
 
@@ -119,8 +116,22 @@ where
     SW: AsyncWrite + Unpin,
 {
     let terminated = AtomicBool::new(false);
-    let c2s = client_to_server(&mut crd, &mut swr, client_buf, ctx, &terminated);
-    let s2c = server_to_client(&mut srd, &mut cwr, server_buf, ctx, &terminated);
+    let c2s = pump(
+        &mut crd,
+        &mut swr,
+        client_buf,
+        ctx,
+        &terminated,
+        Direction::ToTarget,
+    );
+    let s2c = pump(
+        &mut srd,
+        &mut cwr,
+        server_buf,
+        ctx,
+        &terminated,
+        Direction::ToClient,
+    );
     let res = tokio::select! {
         r = c2s => r,
         r = s2c => r,
@@ -139,94 +150,81 @@ where
     res
 }
 
-/// Header of the frame at the start of `buf`: its tag and total length (tag included).
-/// `None` until five bytes are there.
-fn header(buf: &[u8], max_len: usize) -> Result<Option<(u8, usize)>, WireError> {
-    warden_wire::frame_header(buf, max_len)
+/// Which way a [`pump`] moves bytes; decides which frames are inspected and whose fault
+/// an error is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Client → target: Query and Parse are inspected.
+    ToTarget,
+    /// Target → client: ReadyForQuery is held whole (transaction state).
+    ToClient,
 }
 
-async fn client_to_server<R, W>(
-    rd: &mut R,
-    wr: &mut W,
-    mut buf: BytesMut,
-    ctx: &SessionCtx,
-    terminated: &AtomicBool,
-) -> Result<(), SessionError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    // Bytes of a streamed (uninspected) frame still to come from the client.
-    let mut passing = 0usize;
-    loop {
-        let mut ready = 0usize;
-        let mut want = READ_CHUNK;
-        loop {
-            if passing > 0 {
-                let n = passing.min(buf.len() - ready);
-                ready += n;
-                passing -= n;
-                if passing > 0 {
-                    break;
-                }
-                continue;
+/// What to do with a frame once its header is known.
+enum Disposition {
+    /// Stream it through as it arrives.
+    Pass,
+    /// Hold it whole, then inspect it.
+    Inspect,
+}
+
+impl Direction {
+    fn disposition(self, tag: u8, terminated: &AtomicBool) -> Result<Disposition, SessionError> {
+        Ok(match (self, tag) {
+            (Direction::ToTarget, b'Q' | b'P') => Disposition::Inspect,
+            (Direction::ToTarget, b'X') => {
+                terminated.store(true, Ordering::Relaxed);
+                Disposition::Pass
             }
-            let rest = &buf[ready..];
-            let Some((tag, len)) =
-                header(rest, ctx.max_message).map_err(SessionError::ClientProtocol)?
-            else {
-                break;
-            };
-            match tag {
-                b'Q' | b'P' => {
-                    if rest.len() < len {
-                        want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
-                        break;
-                    }
-                    inspect_client(tag, &rest[5..len], ctx)
-                        .map_err(SessionError::ClientProtocol)?;
-                    ready += len;
-                }
-                b'X' => {
-                    terminated.store(true, Ordering::Relaxed);
-                    passing = len;
-                }
-                // FunctionCall runs a function by OID with no SQL text to inspect: refuse it
-                // rather than let it bypass statement policy.
-                b'F' => return Err(SessionError::Unsupported("the FunctionCall message")),
-                _ => passing = len,
+            // FunctionCall runs a function by OID with no SQL text to inspect: refuse it
+            // rather than let it bypass statement policy.
+            (Direction::ToTarget, b'F') => {
+                return Err(SessionError::Unsupported("the FunctionCall message"))
             }
+            (Direction::ToClient, b'Z') => Disposition::Inspect,
+            _ => Disposition::Pass,
+        })
+    }
+
+    fn protocol_error(self, e: WireError) -> SessionError {
+        match self {
+            Direction::ToTarget => SessionError::ClientProtocol(e),
+            Direction::ToClient => SessionError::target_msg(e),
         }
-        if ready > 0 {
-            let chunk = buf.split_to(ready);
-            wr.write_all(&chunk)
-                .await
-                .map_err(SessionError::target_io)?;
+    }
+
+    fn read_error(self, e: std::io::Error) -> SessionError {
+        match self {
+            Direction::ToTarget => SessionError::ClientGone(e.to_string()),
+            Direction::ToClient => SessionError::target_io(e),
         }
-        buf.reserve(want);
-        let n = rd
-            .read_buf(&mut buf)
-            .await
-            .map_err(|e| SessionError::ClientGone(e.to_string()))?;
-        if n == 0 {
-            return Err(SessionError::ClientGone("closed".into()));
+    }
+
+    fn write_error(self, e: std::io::Error) -> SessionError {
+        match self {
+            Direction::ToTarget => SessionError::target_io(e),
+            Direction::ToClient => SessionError::ClientGone(e.to_string()),
         }
     }
 }
 
-async fn server_to_client<R, W>(
+/// Moves frames from `rd` to `wr` until `rd` closes, inspecting what `dir` asks for.
+async fn pump<R, W>(
     rd: &mut R,
     wr: &mut W,
     mut buf: BytesMut,
     ctx: &SessionCtx,
     terminated: &AtomicBool,
+    dir: Direction,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // Bytes of a streamed (uninspected) frame still to come.
     let mut passing = 0usize;
     loop {
+        // `ready`: bytes at the front of `buf` that can be forwarded now.
         let mut ready = 0usize;
         let mut want = READ_CHUNK;
         loop {
@@ -240,41 +238,40 @@ where
                 continue;
             }
             let rest = &buf[ready..];
-            let Some((tag, len)) = header(rest, ctx.max_message)
-                .map_err(|e| SessionError::TargetProtocol(e.to_string()))?
+            let Some((tag, len)) = warden_wire::frame_header(rest, ctx.max_message)
+                .map_err(|e| dir.protocol_error(e))?
             else {
                 break;
             };
-            match tag {
-                b'Z' => {
+            match dir.disposition(tag, terminated)? {
+                Disposition::Pass => passing = len,
+                Disposition::Inspect => {
                     if rest.len() < len {
                         want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
                         break;
                     }
+                    if dir == Direction::ToTarget {
+                        inspect_client(tag, &rest[5..len], ctx)
+                            .map_err(SessionError::ClientProtocol)?;
+                    }
                     ready += len;
                 }
-                _ => passing = len,
             }
         }
         if ready > 0 {
             let chunk = buf.split_to(ready);
-            wr.write_all(&chunk)
-                .await
-                .map_err(|e| SessionError::ClientGone(e.to_string()))?;
-            wr.flush()
-                .await
-                .map_err(|e| SessionError::ClientGone(e.to_string()))?;
+            wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?;
+            // A no-op on TCP; TLS buffers records until flushed.
+            wr.flush().await.map_err(|e| dir.write_error(e))?;
         }
         buf.reserve(want);
-        let n = rd
-            .read_buf(&mut buf)
-            .await
-            .map_err(SessionError::target_io)?;
+        let n = rd.read_buf(&mut buf).await.map_err(|e| dir.read_error(e))?;
         if n == 0 {
-            if terminated.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            return Err(SessionError::TargetGone("closed".into()));
+            return match dir {
+                Direction::ToTarget => Err(SessionError::ClientGone("closed".into())),
+                Direction::ToClient if terminated.load(Ordering::Relaxed) => Ok(()),
+                Direction::ToClient => Err(SessionError::TargetGone("closed".into())),
+            };
         }
     }
 }
@@ -290,18 +287,7 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireErro
     let class = analysis.riskiest();
     ctx.counters.count(class);
     if tracing::enabled!(tracing::Level::DEBUG) {
-        tracing::debug!(session = %ctx.session_id, class = class_label(class), statements = analysis.statements.len(), "statement");
+        tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
     }
     Ok(())
-}
-
-fn class_label(c: StatementClass) -> &'static str {
-    match c {
-        StatementClass::Read => "read",
-        StatementClass::Write => "write",
-        StatementClass::Ddl => "ddl",
-        StatementClass::Destructive => "destructive",
-        StatementClass::Utility => "utility",
-        StatementClass::Unknown => "unknown",
-    }
 }

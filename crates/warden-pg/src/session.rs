@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout_at;
 use tokio_util::codec::Decoder;
 use warden_config::RequireTls;
+use warden_identity::AuthError;
 use warden_store::{AuthEvent, AuthResult};
 use warden_types::{Identity, SessionId};
 use warden_wire::{
@@ -175,7 +176,15 @@ async fn run(
         reason: String::new(),
         session_id: None,
     };
-    let identity = match rt.auth.authenticate(password.password.expose()).await {
+    // Bounded by the handshake deadline: a slow IdP must not hold the client forever.
+    let checked = timeout_at(deadline, rt.auth.authenticate(password.password.expose()))
+        .await
+        .unwrap_or_else(|_| {
+            Err(AuthError::IdpUnavailable(
+                "timed out verifying the credential".into(),
+            ))
+        });
+    let identity = match checked {
         Ok(id) => id,
         Err(e) => {
             audit.reason = format!("authentication: {}", e.label());
