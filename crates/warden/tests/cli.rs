@@ -97,20 +97,8 @@ fn config_check_reports_every_error_with_location() {
 #[tokio::test(flavor = "multi_thread")]
 async fn up_prints_a_working_psql_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(warden_bin());
-    cmd.current_dir(dir.path())
-        .args([
-            "up",
-            "--postgres-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .env(
-            "DATABASE_URL",
-            "postgres://postgres@127.0.0.1:5432/postgres",
-        )
-        .env("USER", "quickstart");
+    let mut cmd = up_command(dir.path(), "postgres://postgres@127.0.0.1:5432/postgres");
+    cmd.env("USER", "quickstart");
     let up = LoggedProcess::spawn(cmd).unwrap();
     let line = up
         .wait_for_line("psql \"host=", Duration::from_secs(30))
@@ -132,8 +120,18 @@ async fn up_prints_a_working_psql_line() {
 async fn up_reports_an_unreachable_target_without_dying() {
     let dir = tempfile::tempdir().unwrap();
     let port = warden_testkit::free_port();
+    let cmd = up_command(dir.path(), &format!("postgres://127.0.0.1:{port}/postgres"));
+    let up = LoggedProcess::spawn(cmd).unwrap();
+    up.wait_for_line("psql \"host=", Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", up.output()));
+    assert!(up.output().contains("is not reachable"), "{}", up.output());
+}
+
+/// `warden up` in `dir` on free loopback ports, targeting `database_url`.
+fn up_command(dir: &std::path::Path, database_url: &str) -> Command {
     let mut cmd = Command::new(warden_bin());
-    cmd.current_dir(dir.path())
+    cmd.current_dir(dir)
         .args([
             "up",
             "--postgres-listen",
@@ -141,13 +139,6 @@ async fn up_reports_an_unreachable_target_without_dying() {
             "--http-listen",
             "127.0.0.1:0",
         ])
-        .env(
-            "DATABASE_URL",
-            format!("postgres://127.0.0.1:{port}/postgres"),
-        );
-    let up = LoggedProcess::spawn(cmd).unwrap();
-    up.wait_for_line("psql \"host=", Duration::from_secs(30))
-        .await
-        .unwrap_or_else(|e| panic!("{e}: {}", up.output()));
-    assert!(up.output().contains("is not reachable"), "{}", up.output());
+        .env("DATABASE_URL", database_url);
+    cmd
 }
