@@ -234,9 +234,12 @@ pub struct ConnectionConfig {
     /// Groups allowed to open this connection.
     #[serde(default)]
     pub allow_groups: Vec<String>,
-    /// How Warden logs in to the target: `static` (this issue) or `jit` (later).
+    /// How Warden logs in to the target: `static` (a standing role) or `jit` (a role
+    /// created for each session, see [`JitConfig`]).
     #[serde(default)]
     pub credentials: CredentialsMode,
+    /// `[connections.jit]`: required when `credentials = "jit"`.
+    pub jit: Option<JitConfig>,
     /// Target role used when no `[[connections.roles]]` rule matches.
     pub username: Option<String>,
     /// Environment variable holding the target password.
@@ -252,6 +255,85 @@ pub struct ConnectionConfig {
     /// End a session open this long (not yet enforced).
     #[serde(default, with = "humantime_serde")]
     pub max_session: Option<Duration>,
+}
+
+/// `[connections.jit]`: how per-session roles are made and removed.
+///
+/// Each session gets a fresh `LOGIN` role named `role_prefix` + 12 hex digits, valid for
+/// `ttl` and renewed while the session lives, up to `max_ttl`, when the session ends.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JitConfig {
+    /// Role Warden uses only to create and drop session roles (needs CREATEROLE).
+    pub admin_username: String,
+    /// Environment variable holding the admin password.
+    pub admin_password_env: Option<String>,
+    /// File holding the admin password.
+    pub admin_password_file: Option<PathBuf>,
+    /// Roles each session role is made a member of (unless a `[[connections.roles]]`
+    /// rule matches, whose `username` is then granted instead).
+    #[serde(default)]
+    pub grant_roles: Vec<String>,
+    /// Extra statements run as the admin after the role is created; `{role}` is replaced
+    /// by the quoted role name, e.g. `GRANT SELECT ON public.orders TO {role}`.
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// How long a role stays valid (`VALID UNTIL`) without renewal; Warden renews it
+    /// while the session is alive, so an orphan expires within this time.
+    #[serde(default = "default_jit_ttl", with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Longest a session role may live: the session is ended at this point.
+    #[serde(default = "default_jit_max_ttl", with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// Prefix of every role Warden creates; the sweeper touches only these.
+    #[serde(default = "default_jit_prefix")]
+    pub role_prefix: String,
+    /// `CONNECTION LIMIT` of each session role.
+    #[serde(default = "default_jit_connection_limit")]
+    pub connection_limit: u32,
+    /// What happens to objects a session role owns when it is dropped.
+    #[serde(default)]
+    pub owned_objects: OwnedObjects,
+    /// Role that receives reassigned objects (default: the admin role).
+    pub reassign_to: Option<String>,
+    /// Admin connections kept open for role management.
+    #[serde(default = "default_jit_pool")]
+    pub admin_pool_size: u32,
+    /// How often the sweeper looks for expired or orphaned roles.
+    #[serde(default = "default_jit_sweep", with = "humantime_serde")]
+    pub sweep_interval: Duration,
+}
+
+/// What to do with objects owned by a session role when it is dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnedObjects {
+    /// `REASSIGN OWNED` to `reassign_to` (objects survive the session).
+    #[default]
+    Reassign,
+    /// `DROP OWNED` (objects are removed with the role).
+    Drop,
+}
+
+impl JitConfig {
+    /// The admin credential's source.
+    pub fn admin_password_source(&self) -> SecretSource {
+        SecretSource::from_parts(&self.admin_password_env, &self.admin_password_file)
+            .unwrap_or(SecretSource::None)
+    }
+
+    /// The role that receives reassigned objects.
+    pub fn reassign_target(&self) -> &str {
+        self.reassign_to.as_deref().unwrap_or(&self.admin_username)
+    }
+}
+
+/// Length of the random part of a session role's name (hex digits).
+pub const JIT_ROLE_SUFFIX_LEN: usize = 12;
+
+/// A role name a config may name: 1-63 bytes, no NUL (quoted when used in SQL).
+fn valid_role_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 63 && !name.contains('\0')
 }
 
 /// `[[connections.roles]]`: members of `groups` log in to the target as `username`.
@@ -284,7 +366,7 @@ pub enum CredentialsMode {
     /// A standing credential from an environment variable or a file.
     #[default]
     Static,
-    /// A role created per session (not implemented yet).
+    /// A role created per session (`[connections.jit]`).
     Jit,
 }
 
@@ -524,13 +606,40 @@ impl Config {
                     "list at least one group; a connection nobody may open is a mistake".into(),
                 );
             }
-            if c.credentials == CredentialsMode::Jit {
-                err(
-                    key("credentials"),
-                    "\"jit\" credentials are not supported yet; use \"static\"".into(),
-                );
+            let jit = c.credentials == CredentialsMode::Jit;
+            match (&c.jit, jit) {
+                (None, true) => err(
+                    key("jit"),
+                    "credentials = \"jit\" needs a [connections.jit] section".into(),
+                ),
+                (Some(_), false) => err(
+                    key("jit"),
+                    "[connections.jit] is only used with credentials = \"jit\"".into(),
+                ),
+                (Some(j), true) => {
+                    for (k, e) in check_jit(j, c, secrets) {
+                        err(key(&format!("jit.{k}")), e);
+                    }
+                }
+                (None, false) => {}
             }
-            if c.password_env.is_some() && c.password_file.is_some() {
+            if jit {
+                if c.username.is_some() || c.password_env.is_some() || c.password_file.is_some()
+                {
+                    err(
+                        key("username"),
+                        "with credentials = \"jit\" Warden makes the login role itself; \
+                         remove username/password_env/password_file"
+                            .into(),
+                    );
+                }
+                if c.target_url().is_ok_and(|u| u.user.is_some()) {
+                    err(
+                        key("target"),
+                        "with credentials = \"jit\" the target URL must not name a user".into(),
+                    );
+                }
+            } else if c.password_env.is_some() && c.password_file.is_some() {
                 err(
                     key("password_env"),
                     "set password_env or password_file, not both".into(),
@@ -547,7 +656,7 @@ impl Config {
                 .username
                 .clone()
                 .or_else(|| c.target_url().ok().and_then(|u| u.user));
-            if default_user.is_none() && c.roles.is_empty() {
+            if !jit && default_user.is_none() && c.roles.is_empty() {
                 err(
                     key("username"),
                     "a target username is required (here or in the target URL)".into(),
@@ -561,7 +670,14 @@ impl Config {
                 if r.username.is_empty() {
                     err(rkey("username"), "must not be empty".into());
                 }
-                if r.password_env.is_some() && r.password_file.is_some() {
+                if jit && (r.password_env.is_some() || r.password_file.is_some()) {
+                    err(
+                        rkey("password_env"),
+                        "with credentials = \"jit\" a role rule names a role to grant; \
+                         it has no password"
+                            .into(),
+                    );
+                } else if r.password_env.is_some() && r.password_file.is_some() {
                     err(
                         rkey("password_env"),
                         "set password_env or password_file, not both".into(),
@@ -592,6 +708,83 @@ impl Config {
             Err(ConfigErrors(errs))
         }
     }
+}
+
+/// Problems with a `[connections.jit]` section, as (key, message).
+fn check_jit(j: &JitConfig, c: &ConnectionConfig, secrets: bool) -> Vec<(&'static str, String)> {
+    let mut errs = Vec::new();
+    if !valid_role_name(&j.admin_username) {
+        errs.push(("admin_username", "must be 1-63 bytes".into()));
+    }
+    if j.admin_password_env.is_some() && j.admin_password_file.is_some() {
+        errs.push((
+            "admin_password_env",
+            "set admin_password_env or admin_password_file, not both".into(),
+        ));
+    } else if let Err(e) = j.admin_password_source().load() {
+        if secrets {
+            errs.push(("admin_password_env", e));
+        }
+    }
+    if j.grant_roles.is_empty() && c.roles.is_empty() && j.grants.is_empty() {
+        errs.push((
+            "grant_roles",
+            "list at least one role to grant (or grants); a role with no privileges is a mistake"
+                .into(),
+        ));
+    }
+    if let Some(r) = j.grant_roles.iter().find(|r| !valid_role_name(r)) {
+        errs.push(("grant_roles", format!("{r:?} is not a valid role name")));
+    }
+    if let Some(r) = &j.reassign_to {
+        if !valid_role_name(r) {
+            errs.push(("reassign_to", "must be 1-63 bytes".into()));
+        }
+    }
+    for g in &j.grants {
+        if !g.contains("{role}") {
+            errs.push((
+                "grants",
+                format!("{g:?} must mention {{role}}, the session role it grants to"),
+            ));
+        }
+    }
+    // Lower case letters, digits and '_' so names never need case folding, and never the
+    // reserved pg_ prefix; the prefix is how the sweeper recognises Warden's roles, so a
+    // short one could match roles Warden did not make.
+    let p = &j.role_prefix;
+    if p.len() < 3
+        || p.len() > 63 - JIT_ROLE_SUFFIX_LEN
+        || p.starts_with("pg_")
+        || !p.starts_with(|ch: char| ch.is_ascii_lowercase())
+        || !p
+            .chars()
+            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+    {
+        errs.push((
+            "role_prefix",
+            format!(
+                "must be 3-{} characters of a-z, 0-9 or '_', start with a letter and not with pg_",
+                63 - JIT_ROLE_SUFFIX_LEN
+            ),
+        ));
+    }
+    if j.connection_limit == 0 {
+        errs.push(("connection_limit", "must be at least 1".into()));
+    }
+    if j.admin_pool_size == 0 || j.admin_pool_size > 100 {
+        errs.push(("admin_pool_size", "must be between 1 and 100".into()));
+    }
+    if j.ttl < Duration::from_secs(10) {
+        errs.push(("ttl", "must be at least 10s".into()));
+    }
+    if j.max_ttl < j.ttl {
+        errs.push(("max_ttl", "must not be shorter than ttl".into()));
+    }
+    if j.sweep_interval < Duration::from_secs(1) {
+        errs.push(("sweep_interval", "must be at least 1s".into()));
+    }
+    errs
 }
 
 /// Signature algorithms an OIDC issuer may be configured to use.
@@ -643,6 +836,24 @@ fn default_builtin_issuer() -> String {
 }
 fn default_builtin_audience() -> String {
     "urn:warden".into()
+}
+fn default_jit_ttl() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_jit_max_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn default_jit_prefix() -> String {
+    "warden_".into()
+}
+fn default_jit_connection_limit() -> u32 {
+    1
+}
+fn default_jit_pool() -> u32 {
+    4
+}
+fn default_jit_sweep() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_builtin_max_ttl() -> Duration {
     Duration::from_secs(24 * 3600)

@@ -144,7 +144,8 @@ credentials = "jit"
         "connections[1].password_env: set password_env or password_file, not both",
         "connections[2].name: connection \"dup\" is defined twice",
         "connections[2].target: a database name is required",
-        "connections[2].credentials",
+        "connections[2].jit: credentials = \"jit\" needs a [connections.jit] section",
+        "connections[2].username: with credentials = \"jit\"",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
@@ -222,4 +223,70 @@ fn secrets_can_be_skipped_for_offline_commands() {
     .unwrap();
     assert!(Config::load(&p).is_err());
     assert!(Config::load_without_secrets(&p).is_ok());
+}
+
+const JIT: &str = r#"
+[[connections]]
+name = "app"
+target = "postgres://127.0.0.1:5432/app"
+allow_groups = ["agents"]
+credentials = "jit"
+
+[connections.jit]
+admin_username = "warden_admin"
+admin_password_env = "WARDEN_CONFIG_TEST_PW"
+grant_roles = ["app_readonly"]
+grants = ["GRANT SELECT ON public.orders TO {role}"]
+ttl = "15m"
+"#;
+
+#[test]
+fn jit_connection_parses_with_defaults() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "x");
+    let c = parse(JIT).unwrap();
+    let j = c.connections[0].jit.as_ref().unwrap();
+    assert_eq!(c.connections[0].credentials, CredentialsMode::Jit);
+    assert_eq!(j.role_prefix, "warden_");
+    assert_eq!(j.connection_limit, 1);
+    assert_eq!(j.owned_objects, OwnedObjects::Reassign);
+    assert_eq!(j.reassign_target(), "warden_admin");
+    assert_eq!(j.ttl, Duration::from_secs(900));
+    assert!(j.max_ttl >= j.ttl);
+}
+
+#[test]
+fn jit_problems_are_reported() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "x");
+    let bad = JIT
+        .replace(
+            "ttl = \"15m\"",
+            "ttl = \"1s\"\nmax_ttl = \"0s\"\nrole_prefix = \"pg_x\"\nconnection_limit = 0\nadmin_pool_size = 0\nowned_objects = \"drop\"",
+        )
+        .replace("TO {role}", "TO someone_else")
+        .replace("admin_password_env = \"WARDEN_CONFIG_TEST_PW\"", "admin_password_env = \"WARDEN_DEFINITELY_UNSET_VAR\"")
+        .replace("credentials = \"jit\"", "credentials = \"jit\"\nusername = \"u\"");
+    let all = messages(&bad).join("\n");
+    for needle in [
+        "connections[0].jit.ttl",
+        "connections[0].jit.max_ttl",
+        "connections[0].jit.role_prefix",
+        "connections[0].jit.connection_limit",
+        "connections[0].jit.admin_pool_size",
+        "connections[0].jit.grants: \"GRANT SELECT ON public.orders TO someone_else\" must mention {role}",
+        "connections[0].jit.admin_password_env: environment variable WARDEN_DEFINITELY_UNSET_VAR is not set",
+        "connections[0].username: with credentials = \"jit\"",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    let stray = JIT.replace("credentials = \"jit\"", "username = \"u\"");
+    let all = messages(&stray).join("\n");
+    assert!(all.contains("only used with credentials = \"jit\""), "{all}");
+    let url_user = JIT.replace("127.0.0.1:5432/app", "someone@127.0.0.1:5432/app");
+    let all = messages(&url_user).join("\n");
+    assert!(all.contains("must not name a user"), "{all}");
+    let nothing = JIT
+        .replace("grant_roles = [\"app_readonly\"]", "")
+        .replace("grants = [\"GRANT SELECT ON public.orders TO {role}\"]", "");
+    let all = messages(&nothing).join("\n");
+    assert!(all.contains("jit.grant_roles"), "{all}");
 }
