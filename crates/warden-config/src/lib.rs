@@ -624,8 +624,7 @@ impl Config {
                 (None, false) => {}
             }
             if jit {
-                if c.username.is_some() || c.password_env.is_some() || c.password_file.is_some()
-                {
+                if c.username.is_some() || c.password_env.is_some() || c.password_file.is_some() {
                     err(
                         key("username"),
                         "with credentials = \"jit\" Warden makes the login role itself; \

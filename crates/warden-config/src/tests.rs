@@ -280,7 +280,10 @@ fn jit_problems_are_reported() {
     }
     let stray = JIT.replace("credentials = \"jit\"", "username = \"u\"");
     let all = messages(&stray).join("\n");
-    assert!(all.contains("only used with credentials = \"jit\""), "{all}");
+    assert!(
+        all.contains("only used with credentials = \"jit\""),
+        "{all}"
+    );
     let url_user = JIT.replace("127.0.0.1:5432/app", "someone@127.0.0.1:5432/app");
     let all = messages(&url_user).join("\n");
     assert!(all.contains("must not name a user"), "{all}");
