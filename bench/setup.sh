@@ -23,6 +23,10 @@ BATCH=${BATCH:-20}
 WARMUP=${WARMUP:-5}
 BENCH_CASES=${BENCH_CASES:-direct,static,jit}
 OUT=${OUT:-$ROOT/bench/out}
+IFS=, read -r -a _cases <<< "$BENCH_CASES"
+for c in "${_cases[@]}"; do
+  case $c in direct|static|jit) ;; *) echo "BENCH_CASES: unknown path '$c' (choose from direct,static,jit)"; exit 1 ;; esac
+done
 mkdir -p "$OUT"
 
 python3 -c 'import psycopg' 2>/dev/null || { echo "missing psycopg 3 (python3 -m pip install 'psycopg[binary]')"; exit 1; }
@@ -102,13 +106,13 @@ TOKEN=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench --group
 RUST_LOG=${RUST_LOG:-warn} "$WARDEN" gateway --config "$WORK/warden.toml" 2>"$WORK/warden.log" &
 WARDEN_PID=$!
 for _ in $(seq 1 150); do
-  grep -q "PostgreSQL listener on" "$WORK/warden.log" && break
+  grep -qs "PostgreSQL listener on" "$WORK/warden.log" && break
   kill -0 "$WARDEN_PID" 2>/dev/null || break
   sleep 0.2
 done
-if ! grep -q "PostgreSQL listener on" "$WORK/warden.log"; then
+if ! grep -qs "PostgreSQL listener on" "$WORK/warden.log"; then
   echo "warden did not start; its log:" >&2
-  tail -n 30 "$WORK/warden.log" >&2
+  tail -n 30 "$WORK/warden.log" | sed 's/\x1b\[[0-9;]*m//g' >&2
   exit 1
 fi
 
@@ -133,7 +137,7 @@ fi
 
 if [ "$rc" != 0 ] || grep -qE 'WARN|ERROR' "$WORK/warden.log"; then
   echo "== last lines of warden's log (RUST_LOG=${RUST_LOG:-warn})"
-  tail -n 20 "$WORK/warden.log"
+  tail -n 20 "$WORK/warden.log" | sed 's/\x1b\[[0-9;]*m//g'
 fi
 echo "raw results: $RAW"
 exit "$rc"

@@ -107,6 +107,20 @@ def scrape_metrics(addr):
         print("  (none)")
     for l in lines:
         print("  " + l)
+    # Summary quantiles cover a recent window only; _sum/_count cover the whole run.
+    sums, counts = {}, {}
+    for l in lines:
+        if l.startswith("#"):
+            continue
+        name, _, value = l.rpartition(" ")
+        base, _, labels = name.partition("{")
+        if base == METRIC + "_sum":
+            sums[labels.rstrip("}")] = float(value)
+        elif base == METRIC + "_count":
+            counts[labels.rstrip("}")] = float(value)
+    for labels, n in counts.items():
+        if n and labels in sums:
+            print(f"  mean over the run{' ' + labels if labels else ''}: {sums[labels] / n * 1000:.2f} ms")
 
 
 def main():
@@ -176,7 +190,7 @@ def main():
             for rnd, p, ms in raw:
                 f.write(f"{rnd}\t{p}\t{ms:.4f}\n")
 
-    med = {}
+    med = {p: statistics.median(times[p]) for p in paths if times[p]}
     print()
     print(
         f"{'path':<8} {'n':>5} {'fail':>5} {'median ms':>10} {'p90 ms':>8} {'p99 ms':>8} "
@@ -187,7 +201,6 @@ def main():
         if not xs:
             print(f"{p:<8} {0:>5} {failures[p]:>5}   (no successful session)")
             continue
-        med[p] = statistics.median(xs)
         ratio = ""
         if p != "direct" and med.get("direct"):
             ratio = f"{med[p] / med['direct']:.2f}"

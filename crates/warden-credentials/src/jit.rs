@@ -155,8 +155,8 @@ pub struct JitLease {
     manager: Arc<JitManager>,
     /// The role's name.
     pub role: String,
-    /// Its SCRAM key (the only copy).
-    pub key: ScramKey,
+    /// Its SCRAM key (the only copy); take it for the login and drop it after.
+    pub key: Option<ScramKey>,
     /// When the session must end at the latest.
     pub hard_end: SystemTime,
     renewer: JoinHandle<()>,
@@ -209,6 +209,8 @@ impl JitManager {
                 ("statement_timeout", "30s"),
                 ("lock_timeout", "10s"),
                 ("standard_conforming_strings", "on"),
+                // pg_terminate_backend warns about backends that exited on their own.
+                ("client_min_messages", "error"),
             ]);
         if let Some(pw) = &s.admin_password {
             opts = opts.password(pw.expose());
@@ -259,6 +261,16 @@ impl JitManager {
     pub fn live_roles(&self) -> Vec<String> {
         let live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.iter().cloned().collect()
+    }
+
+    /// The start of the comment of every role this manager makes: marker, instance and
+    /// connection (names without spaces), so two connections to one target never take
+    /// each other's live roles for orphans.
+    fn owner_tag(&self) -> String {
+        format!(
+            "{MARKER} instance={} connection={}",
+            self.s.instance, self.s.connection
+        )
     }
 
     /// The role name for a session id: the prefix and the id's first 12 hex digits.
@@ -316,8 +328,9 @@ impl JitManager {
         sql.push_str(&format!(
             "COMMENT ON ROLE {q} IS {};\n",
             literal(&format!(
-                "{MARKER} instance={} session={} connection={} subject={subject}",
-                self.s.instance, info.session_id, self.s.connection
+                "{} session={} subject={subject}",
+                self.owner_tag(),
+                info.session_id
             ))
         ));
         for g in &self.s.grants {
@@ -345,7 +358,7 @@ impl JitManager {
         Ok(JitLease {
             manager: self.clone(),
             role,
-            key,
+            key: Some(key),
             hard_end,
             renewer,
         })
@@ -358,6 +371,10 @@ impl JitManager {
             sqlx::Error::Database(db) => {
                 let code = db.code().map(|c| c.into_owned());
                 let hint = match code.as_deref() {
+                    Some("42501") if !db.message().contains("role") => Some(format!(
+                        "the admin role \"{admin}\" must hold what grants give away, \
+                         WITH GRANT OPTION"
+                    )),
                     Some("42501") => Some(format!(
                         "the admin role \"{admin}\" needs CREATEROLE on the target (and, on \
                          PostgreSQL 16 and later, ADMIN OPTION on every granted role)"
@@ -496,7 +513,7 @@ impl JitManager {
             hint: None,
             sqlstate: None,
         })?;
-        let ours = format!("{MARKER} instance={} ", self.s.instance);
+        let ours = format!("{} ", self.owner_tag());
         let mut dropped = Vec::new();
         for row in rows {
             let name: String = row.try_get("name").unwrap_or_default();

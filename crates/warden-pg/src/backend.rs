@@ -7,6 +7,8 @@ use bytes::{Bytes, BytesMut};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use warden_credentials::scram::{ScramClient, MECHANISM as KEY_MECHANISM};
+use warden_credentials::ScramKey;
 use warden_types::Secret;
 use warden_wire::{
     Authentication, BackendKeyData, ErrorResponse, Frame, Message, ParameterStatus,
@@ -28,6 +30,8 @@ pub struct BackendLogin<'a> {
     pub user: &'a str,
     /// The role's password, if the target asks for one.
     pub password: Option<&'a Secret>,
+    /// A session role's SCRAM key (just-in-time credentials); used instead of `password`.
+    pub scram_key: Option<&'a ScramKey>,
     /// Extra startup parameters passed through from the client (application_name, …).
     pub params: Vec<(String, String)>,
     /// Largest message accepted from the target.
@@ -75,6 +79,7 @@ async fn connect_inner(login: BackendLogin<'_>) -> Result<Backend, SessionError>
 
     let mut buf = BytesMut::with_capacity(8192);
     let mut scram: Option<ScramSha256> = None;
+    let mut keyed: Option<ScramClient<'_>> = None;
     loop {
         let frame = read_frame(&mut stream, &mut buf, login.max_message)
             .await
@@ -84,6 +89,50 @@ async fn connect_inner(login: BackendLogin<'_>) -> Result<Backend, SessionError>
                 let auth = Authentication::from_frame(&frame).map_err(SessionError::target_msg)?;
                 match auth {
                     Authentication::Ok => break,
+                    Authentication::CleartextPassword | Authentication::Md5Password { .. }
+                        if login.scram_key.is_some() =>
+                    {
+                        return Err(SessionError::TargetAuth(
+                            "the target asks a session role for a cleartext or MD5 password; \
+                             just-in-time roles log in only with SCRAM-SHA-256: set the \
+                             target's pg_hba.conf method to scram-sha-256"
+                                .into(),
+                        ));
+                    }
+                    Authentication::Sasl { mechanisms } if login.scram_key.is_some() => {
+                        if !mechanisms.iter().any(|m| m == KEY_MECHANISM) {
+                            return Err(SessionError::TargetAuth(format!(
+                                "the target offers no SCRAM-SHA-256 ({})",
+                                mechanisms.join(", ")
+                            )));
+                        }
+                        let key = login
+                            .scram_key
+                            .ok_or_else(|| SessionError::TargetProtocol("no key".into()))?;
+                        let (client, first) = key.start();
+                        send(
+                            &mut stream,
+                            SaslInitialResponse::new(KEY_MECHANISM, &first).encode(),
+                        )
+                        .await?;
+                        keyed = Some(client);
+                    }
+                    Authentication::SaslContinue(data) if keyed.is_some() => {
+                        let c = keyed.as_mut().ok_or_else(|| {
+                            SessionError::TargetProtocol("SASL continue without SASL start".into())
+                        })?;
+                        let msg = c
+                            .server_first(&data)
+                            .map_err(|e| SessionError::TargetAuth(e.to_string()))?;
+                        send(&mut stream, SaslResponse::new(&msg).encode()).await?;
+                    }
+                    Authentication::SaslFinal(data) if keyed.is_some() => {
+                        let c = keyed.take().ok_or_else(|| {
+                            SessionError::TargetProtocol("SASL final without SASL start".into())
+                        })?;
+                        c.server_final(&data)
+                            .map_err(|e| SessionError::TargetAuth(e.to_string()))?;
+                    }
                     Authentication::CleartextPassword => {
                         let pw = need_password(login.password)?;
                         send(&mut stream, PasswordMessage::new(pw.expose()).encode()).await?;

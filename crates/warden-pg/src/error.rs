@@ -64,6 +64,12 @@ pub enum SessionError {
     /// The target connection failed mid-session.
     #[error("target connection lost: {0}")]
     TargetGone(String),
+    /// The session role could not be created.
+    #[error("just-in-time credential failed: {0}")]
+    Jit(warden_credentials::JitError),
+    /// The session reached its maximum length.
+    #[error("session reached its maximum length")]
+    MaxLength,
 }
 
 impl SessionError {
@@ -110,6 +116,8 @@ impl SessionError {
             SessionError::TargetRefused { .. } => "target_refused",
             SessionError::TargetProtocol(_) => "target_protocol",
             SessionError::TargetGone(_) => "target_gone",
+            SessionError::Jit(_) => "jit_credential",
+            SessionError::MaxLength => "max_session",
         }
     }
 
@@ -189,6 +197,24 @@ impl SessionError {
                 "08006",
                 format!("lost the connection to the target: {m}"),
                 None,
+            ),
+            SessionError::Jit(e) => Some((
+                "08004".to_owned(),
+                format!("Warden could not make a session credential: {}", e.message),
+                Some(format!(
+                    "ask the Warden administrator to fix [connections.jit]{}",
+                    e.hint
+                        .as_deref()
+                        .map(|h| format!(": {h}"))
+                        .unwrap_or_default()
+                )),
+            )),
+            SessionError::MaxLength => v(
+                "57P01",
+                "terminating connection: the session reached its maximum length \
+                 (max_session, or the just-in-time credential's max_ttl)"
+                    .into(),
+                Some("reconnect to start a new session"),
             ),
         }
     }

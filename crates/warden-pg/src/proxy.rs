@@ -38,6 +38,8 @@ pub struct SessionCtx {
     pub max_message: usize,
     /// Statement counters, looked up once per session rather than per statement.
     pub counters: StatementCounters,
+    /// When the session must end (max_session, the session role's max_ttl).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// `warden_pg_statements_total` by class, indexed by [`StatementClass::risk`].
@@ -132,9 +134,16 @@ where
         &terminated,
         Direction::ToClient,
     );
+    let limit = async {
+        match ctx.deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
     let res = tokio::select! {
         r = c2s => r,
         r = s2c => r,
+        () = limit => Err(SessionError::MaxLength),
     };
     let res = match res {
         Err(SessionError::TargetGone(_)) if terminated.load(Ordering::Relaxed) => Ok(()),

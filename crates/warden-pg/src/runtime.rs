@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use warden_config::{Config, RequireTls, SecretSource};
+use warden_config::{Config, CredentialsMode, RequireTls, SecretSource};
+use warden_credentials::{JitManager, JitSettings};
 use warden_identity::Authenticator;
 use warden_policy::access::{AccessPolicy, ConnectionRules, RoleMapping};
 use warden_policy::statement::Analyzer;
@@ -34,8 +35,14 @@ pub struct TargetRuntime {
     pub database: String,
     /// Credential for the connection's default role.
     pub default: Option<TargetCredential>,
-    /// Credentials for `[[connections.roles]]`, by rule index.
+    /// Credentials for `[[connections.roles]]`, by rule index (static credentials).
     pub roles: Vec<TargetCredential>,
+    /// Per-session roles, when the connection uses `credentials = "jit"`.
+    pub jit: Option<Arc<JitManager>>,
+    /// For just-in-time roles: the role each `[[connections.roles]]` rule grants.
+    pub jit_rule_roles: Vec<String>,
+    /// `max_session`: the longest a session may last.
+    pub max_session: Option<Duration>,
 }
 
 impl TargetRuntime {
@@ -90,13 +97,25 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The just-in-time role managers of every connection that has one.
+    pub fn jit_managers(&self) -> Vec<Arc<JitManager>> {
+        self.targets
+            .values()
+            .filter_map(|t| t.jit.clone())
+            .collect()
+    }
+}
+
+impl Runtime {
     /// Builds the runtime; secrets are read here, once, from their environment variables
-    /// or files.
+    /// or files. `instance` identifies this gateway to the session-role sweeper and must
+    /// stay the same across restarts on the same data directory.
     pub fn new(
         config: &Config,
         auth: Arc<Authenticator>,
         store: Store,
         tls: Arc<rustls::ServerConfig>,
+        instance: &str,
     ) -> Result<Runtime, RuntimeError> {
         let mut targets = HashMap::new();
         let mut rules = Vec::new();
@@ -107,16 +126,41 @@ impl Runtime {
             };
             let url = c.target_url().map_err(&err)?;
             let load = |src: SecretSource| src.load().map_err(&err);
-            let default_user = c.username.clone().or_else(|| url.user.clone());
+            let jit = match (&c.jit, c.credentials) {
+                (Some(j), CredentialsMode::Jit) => {
+                    let admin = load(j.admin_password_source())?;
+                    Some(JitManager::new(JitSettings::from_config(
+                        c,
+                        j,
+                        &url,
+                        admin,
+                        instance,
+                        config.gateway.connect_timeout,
+                    )))
+                }
+                (None, CredentialsMode::Jit) => {
+                    return Err(err("credentials = \"jit\" needs [connections.jit]".into()))
+                }
+                _ => None,
+            };
+            let default_user = match &c.jit {
+                // Policy's "role" for a just-in-time session names what it is granted.
+                Some(j) if jit.is_some() => Some(j.grant_roles.join(",")),
+                _ => c.username.clone().or_else(|| url.user.clone()),
+            };
             let default = match default_user {
                 Some(user) => Some(TargetCredential {
                     user,
-                    password: load(c.password_source())?,
+                    password: if jit.is_some() {
+                        None
+                    } else {
+                        load(c.password_source())?
+                    },
                 }),
                 None => None,
             };
             let mut roles = Vec::new();
-            for r in &c.roles {
+            for r in c.roles.iter().filter(|_| jit.is_none()) {
                 roles.push(TargetCredential {
                     user: r.username.clone(),
                     password: load(r.password_source())?,
@@ -143,6 +187,9 @@ impl Runtime {
                     database: url.database,
                     default,
                     roles,
+                    jit,
+                    jit_rule_roles: c.roles.iter().map(|r| r.username.clone()).collect(),
+                    max_session: c.max_session,
                 },
             );
         }

@@ -20,6 +20,8 @@ use warden_wire::{
     PROTOCOL_3_0,
 };
 
+use warden_credentials::{JitLease, SessionInfo};
+
 use crate::backend::{self, BackendLogin};
 use crate::cancel::CancelTarget;
 use crate::error::SessionError;
@@ -234,6 +236,8 @@ async fn run(
             let id = ctx.session_id.clone();
             let res = proxy::run(client, buf, ready.backend, ready.backend_buf, &ctx).await;
             drop(ready.cancel_guard);
+            // Ends the session role: backends terminated, role dropped, in the background.
+            drop(ready.lease);
             tracing::info!(session = %id, outcome = ?res.as_ref().err().map(|e| e.label()), "session ended");
             match res {
                 Ok(()) | Err(SessionError::ClientGone(_)) => Ok(()),
@@ -248,6 +252,8 @@ struct Ready {
     backend: tokio::net::TcpStream,
     backend_buf: BytesMut,
     cancel_guard: crate::cancel::CancelGuard,
+    /// The session role, dropped (and so torn down) when the session ends.
+    lease: Option<JitLease>,
 }
 
 /// Policy, credentials, target login, and the client's AuthenticationOk.
@@ -268,31 +274,86 @@ async fn open_session(
         .targets
         .get(connection)
         .ok_or_else(|| SessionError::Credential("connection has no target".into()))?;
-    let cred = target.credential(grant.rule).ok_or_else(|| {
-        SessionError::Credential(format!("no credential for role {}", grant.role))
-    })?;
+    let session_id = SessionId(uuid::Uuid::new_v4().to_string());
 
-    let params: Vec<(String, String)> = startup
+    // Just-in-time: a fresh role for this session; its lease drops it when the session
+    // ends, whichever way (including an error right here).
+    let mut lease = None;
+    let (user, password) = match &target.jit {
+        Some(jit) => {
+            let grant_roles: Vec<String> = grant
+                .rule
+                .and_then(|i| target.jit_rule_roles.get(i).cloned())
+                .into_iter()
+                .collect();
+            let info = SessionInfo {
+                session_id: &session_id.0,
+                subject: &identity.subject.0,
+                max_session: target.max_session,
+            };
+            let l = jit
+                .create(&info, &grant_roles)
+                .await
+                .map_err(SessionError::Jit)?;
+            let user = l.role.clone();
+            lease = Some(l);
+            (user, None)
+        }
+        None => {
+            let cred = target.credential(grant.rule).ok_or_else(|| {
+                SessionError::Credential(format!("no credential for role {}", grant.role))
+            })?;
+            (cred.user.clone(), cred.password.as_ref())
+        }
+    };
+
+    let mut params: Vec<(String, String)> = startup
         .params
         .iter()
-        .filter(|(k, _)| !RESERVED_PARAMS.contains(&k.as_str()) && !k.starts_with("_pq_."))
+        .filter(|(k, _)| {
+            !RESERVED_PARAMS.contains(&k.as_str())
+                && !k.starts_with("_pq_.")
+                && k != "application_name"
+        })
         .cloned()
         .collect();
+    params.push((
+        "application_name".into(),
+        application_name(
+            &session_id,
+            &identity.subject.0,
+            startup.get("application_name"),
+        ),
+    ));
+    let scram_key = lease.as_mut().and_then(|l| l.key.take());
     let backend = backend::connect(
         BackendLogin {
             host: &target.host,
             port: target.port,
             database: &target.database,
-            user: &cred.user,
-            password: cred.password.as_ref(),
+            user: &user,
+            password,
+            scram_key: scram_key.as_ref(),
             params,
             max_message: rt.max_message,
         },
         rt.connect_timeout,
     )
-    .await?;
+    .await;
+    // The key is needed for this one login only: zeroed now.
+    drop(scram_key);
+    let backend = backend?;
 
-    let session_id = SessionId(uuid::Uuid::new_v4().to_string());
+    let deadline = {
+        let now = std::time::SystemTime::now();
+        let hard_end = lease.as_ref().map(|l| l.hard_end);
+        let by_max = target.max_session.map(|m| now + m);
+        match (hard_end, by_max) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+        .map(|end| tokio::time::Instant::now() + end.duration_since(now).unwrap_or_default())
+    };
     let cancel_guard = match &backend.key {
         Some(k) => rt.cancels.register(CancelTarget {
             host: target.host.clone(),
@@ -322,14 +383,17 @@ async fn open_session(
     );
     hello.put_slice(&backend.ready.encode());
     write_client(stream, &hello).await?;
-    metrics::histogram!("warden_pg_session_setup_seconds").record(started.elapsed().as_secs_f64());
+    let mode = if lease.is_some() { "jit" } else { "static" };
+    metrics::histogram!("warden_pg_session_setup_seconds", "credentials" => mode)
+        .record(started.elapsed().as_secs_f64());
 
     Ok(Ready {
         ctx: SessionCtx {
             session_id,
             connection: connection.to_owned(),
-            role: grant.role,
+            role: lease.as_ref().map_or(grant.role, |l| l.role.clone()),
             subject: identity.subject.to_string(),
+            deadline,
             analyzer: rt.analyzer.clone(),
             max_message: rt.max_message,
             counters: proxy::StatementCounters::new(),
@@ -337,7 +401,31 @@ async fn open_session(
         backend: backend.stream,
         backend_buf: backend.leftover,
         cancel_guard,
+        lease,
     })
+}
+
+/// `application_name` on the target: Warden's session id (first 12 hex digits, as in a
+/// session role's name) and the identity, then the client's own name, within PostgreSQL's
+/// 63 bytes, so `pg_stat_activity` shows whom each backend serves.
+fn application_name(session: &SessionId, subject: &str, client: Option<&str>) -> String {
+    let sid: String = session
+        .0
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    let mut name = format!("warden:{sid}:{subject}");
+    if let Some(c) = client.filter(|c| !c.is_empty()) {
+        name.push(':');
+        name.push_str(c);
+    }
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
 }
 
 async fn record(rt: &Runtime, ev: &AuthEvent) {
@@ -487,5 +575,23 @@ mod tests {
         );
         assert!(refuse_unsafe_settings(&msg("standard_conforming_strings", "on")).is_ok());
         assert!(refuse_unsafe_settings(&msg("application_name", "psql")).is_ok());
+    }
+
+    #[test]
+    fn application_name_names_session_and_identity_within_63_bytes() {
+        let sid = SessionId("9f3a2c1b-7d4e-4000-8000-000000000000".into());
+        assert_eq!(
+            application_name(&sid, "alice", Some("psql")),
+            "warden:9f3a2c1b7d4e:alice:psql"
+        );
+        assert_eq!(
+            application_name(&sid, "bob", None),
+            "warden:9f3a2c1b7d4e:bob"
+        );
+        let long = application_name(&sid, &"é".repeat(40), Some("x"));
+        assert!(
+            long.len() <= 63 && long.starts_with("warden:9f3a2c1b7d4e:é"),
+            "{long}"
+        );
     }
 }

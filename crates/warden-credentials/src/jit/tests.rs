@@ -80,14 +80,14 @@ async fn creates_a_bounded_role_and_drops_it() {
         .unwrap();
     assert_eq!(
         row,
-        "t|f|f|1|t|t|warden-jit v1 instance=inst-a session=0123456789abcdef-rest \
-         connection=app subject=alice@example.com"
+        "t|f|f|1|t|t|warden-jit v1 instance=inst-a connection=app \
+         session=0123456789abcdef-rest subject=alice@example.com"
     );
     let stored = pg
         .psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'warden_0123456789ab'")
         .await
         .unwrap();
-    assert_eq!(stored, lease.key.verifier());
+    assert_eq!(stored, lease.key.as_ref().unwrap().verifier());
     assert_eq!(m.live_roles(), vec!["warden_0123456789ab".to_owned()]);
 
     drop(lease);
@@ -154,6 +154,11 @@ async fn sweeper_drops_only_expired_and_own_orphans() {
     pg.psql("ALTER ROLE warden_333333333333 VALID UNTIL '2000-01-01'")
         .await
         .unwrap();
+    // A live role of the same instance but another connection to this target.
+    let mut other_conn = settings(&pg, "inst-s");
+    other_conn.connection = "app2".into();
+    let m_app2 = JitManager::new(other_conn);
+    let sibling = m_app2.create(&info("555555555555"), &[]).await.unwrap();
     // A live role of the sweeping instance itself.
     let m = JitManager::new(settings(&pg, "inst-s"));
     let mine = m.create(&info("444444444444"), &[]).await.unwrap();
@@ -166,12 +171,13 @@ async fn sweeper_drops_only_expired_and_own_orphans() {
         ("warden_333333333333", false),
         ("warden_222222222222", true),
         ("warden_444444444444", true),
+        ("warden_555555555555", true),
         ("warden_handmade", true),
         ("other_role", true),
     ] {
         assert_eq!(role_exists(&pg, role).await, exists, "{role}");
     }
-    drop((live_elsewhere, expired, mine));
+    drop((live_elsewhere, expired, mine, sibling));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -104,7 +104,9 @@ impl Gateway {
             config.gateway.tls_key.as_deref(),
             data_dir,
         )?;
-        let runtime = warden_pg::Runtime::new(config, Arc::new(auth), store.clone(), tls)?;
+        let instance = instance_id(data_dir)?;
+        let runtime =
+            warden_pg::Runtime::new(config, Arc::new(auth), store.clone(), tls, &instance)?;
         Ok(Gateway {
             config: config.clone(),
             runtime: Arc::new(runtime),
@@ -135,12 +137,46 @@ impl Gateway {
         tracing::info!(postgres = %pg_addr, http = %http_addr, "warden gateway listening");
         on_ready(pg_addr, http_addr);
         let router = warden_api::router(self.metrics.clone());
-        tokio::select! {
-            _ = warden_pg::serve(pg, self.runtime.clone()) => {}
-            r = warden_api::serve(http, router) => r.context("HTTP listener failed")?,
-            _ = shutdown_signal() => tracing::info!("shutting down"),
+        // Orphans of an earlier run of this instance go first, then every sweep_interval.
+        let jit = self.runtime.jit_managers();
+        let sweepers: Vec<_> = jit.iter().map(|m| m.spawn_sweeper()).collect();
+        let res = tokio::select! {
+            _ = warden_pg::serve(pg, self.runtime.clone()) => Ok(()),
+            r = warden_api::serve(http, router) => r.context("HTTP listener failed"),
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        };
+        for s in sweepers {
+            s.abort();
         }
-        Ok(())
+        // Session roles go with the gateway: their backends are terminated, their sessions
+        // end. Bounded, so a target that is down cannot stall the exit; the next start's
+        // sweeper finishes what is left.
+        let drops = futures::future::join_all(jit.iter().map(|m| m.shutdown()));
+        if tokio::time::timeout(std::time::Duration::from_secs(10), drops)
+            .await
+            .is_err()
+        {
+            tracing::warn!("some session roles were not dropped at shutdown; the sweeper will");
+        }
+        res
+    }
+}
+
+/// This gateway's identity for the session-role sweeper: made once per data directory, so
+/// a restarted gateway recognises the roles its killed predecessor left.
+fn instance_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("instance_id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+        _ => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            std::fs::write(&path, &id)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
     }
 }
 

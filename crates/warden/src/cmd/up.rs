@@ -22,6 +22,7 @@ pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
         target: target.to_owned(),
         allow_groups: vec![LOCAL_GROUP.into()],
         credentials: Default::default(),
+        jit: None,
         username: Some(user.to_owned()),
         password_env: has_password.then(|| TARGET_PASSWORD_ENV.to_owned()),
         password_file: None,

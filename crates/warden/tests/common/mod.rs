@@ -257,3 +257,76 @@ impl Gateway {
         )
     }
 }
+
+/// The outcome of one simple query on a raw session.
+#[derive(Debug, PartialEq, Eq)]
+pub enum QueryResult {
+    /// Rows as text (`None` for NULL).
+    Rows(Vec<Vec<Option<String>>>),
+    /// An ErrorResponse: SQLSTATE and message.
+    Error(String, String),
+}
+
+impl QueryResult {
+    /// The first column of the first row; panics on an error or no rows.
+    pub fn scalar(&self) -> String {
+        match self {
+            QueryResult::Rows(r) => r[0][0].clone().unwrap_or_default(),
+            QueryResult::Error(c, m) => panic!("query failed: {c} {m}"),
+        }
+    }
+}
+
+/// Sends a simple Query on a raw session and reads up to ReadyForQuery.
+pub async fn simple_query(s: &mut TcpStream, sql: &str) -> Result<QueryResult> {
+    let mut msg = vec![b'Q'];
+    msg.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    msg.extend_from_slice(sql.as_bytes());
+    msg.push(0);
+    s.write_all(&msg).await?;
+    read_result(s).await
+}
+
+/// Reads a simple query's result up to ReadyForQuery.
+pub async fn read_result(s: &mut TcpStream) -> Result<QueryResult> {
+    let mut buf = BytesMut::new();
+    let mut rows = Vec::new();
+    let mut error = None;
+    loop {
+        let f = read_frame(s, &mut buf).await?;
+        match f.tag() {
+            b'D' => {
+                let body = f.body();
+                let n = i16::from_be_bytes([body[0], body[1]]) as usize;
+                let mut at = 2;
+                let mut row = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let len = i32::from_be_bytes(body[at..at + 4].try_into()?);
+                    at += 4;
+                    if len < 0 {
+                        row.push(None);
+                    } else {
+                        let end = at + len as usize;
+                        row.push(Some(String::from_utf8_lossy(&body[at..end]).into_owned()));
+                        at = end;
+                    }
+                }
+                rows.push(row);
+            }
+            b'E' => {
+                let e = ErrorResponse::from_frame(&f)?;
+                error = Some((
+                    e.fields.code().unwrap_or("").to_owned(),
+                    e.fields.message().unwrap_or("").to_owned(),
+                ));
+            }
+            b'Z' => {
+                return Ok(match error {
+                    Some((c, m)) => QueryResult::Error(c, m),
+                    None => QueryResult::Rows(rows),
+                })
+            }
+            _ => {}
+        }
+    }
+}
