@@ -33,8 +33,6 @@ use crate::sql::{ident, literal};
 const MARKER: &str = "warden-jit v1";
 /// Teardown attempts before the role is left to the sweeper.
 const TEARDOWN_ATTEMPTS: u32 = 5;
-/// How long `pg_terminate_backend` waits for a backend to exit.
-const TERMINATE_WAIT_MS: i64 = 5000;
 
 /// Everything the manager needs for one connection.
 #[derive(Clone, Debug)]
@@ -136,7 +134,11 @@ pub struct SessionInfo<'a> {
 /// Creates and removes session roles for one connection.
 pub struct JitManager {
     s: JitSettings,
+    /// Admin connections for creating and renewing roles.
     pool: PgPool,
+    /// Separate admin connections for teardown and sweeps, so a burst of session ends
+    /// (or a DROP OWNED waiting on a lock) never delays a session's start.
+    reaper: PgPool,
     /// Roles this process created (or is creating) and has not yet dropped.
     live: Mutex<HashSet<String>>,
     live_gauge: metrics::Gauge,
@@ -216,18 +218,23 @@ impl JitManager {
             opts = opts.password(pw.expose());
         }
         let opts = sqlx::ConnectOptions::disable_statement_logging(opts);
-        let pool = PgPoolOptions::new()
-            .max_connections(s.pool_size)
-            .min_connections(0)
-            .acquire_timeout(s.connect_timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .test_before_acquire(false)
-            .connect_lazy_with(opts);
+        let pool_of = |size: u32| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                .min_connections(0)
+                .acquire_timeout(s.connect_timeout)
+                .idle_timeout(Some(Duration::from_secs(300)))
+                .test_before_acquire(false)
+                .connect_lazy_with(opts.clone())
+        };
+        let pool = pool_of(s.pool_size);
+        let reaper = pool_of(s.pool_size.div_ceil(2));
         let live_gauge =
             metrics::gauge!("warden_jit_roles_live", "connection" => s.connection.clone());
         Arc::new(JitManager {
             s,
             pool,
+            reaper,
             live: Mutex::new(HashSet::new()),
             live_gauge,
         })
@@ -458,21 +465,18 @@ impl JitManager {
             hint: None,
             sqlstate: None,
         };
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid, $2) FROM pg_stat_activity \
-             WHERE usename = $1 AND pid <> pg_backend_pid()",
+        // Not the waiting form pg_terminate_backend(pid, timeout): it polls in 100 ms steps.
+        // A terminated backend releases its locks as it exits, and the DROP OWNED below
+        // waits for those (bounded by lock_timeout), which is the only wait that matters.
+        let exists: bool = sqlx::query_scalar(
+            "SELECT count(pg_terminate_backend(a.pid)) >= 0 \
+                    AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
+             FROM pg_stat_activity a WHERE a.usename = $1 AND a.pid <> pg_backend_pid()",
         )
         .bind(role)
-        .bind(TERMINATE_WAIT_MS)
-        .fetch_all(&self.pool)
+        .fetch_one(&self.reaper)
         .await
         .map_err(err)?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-                .bind(role)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(err)?;
         if !exists {
             return Ok(());
         }
@@ -484,7 +488,7 @@ impl JitManager {
             ),
             OwnedObjects::Drop => format!("DROP OWNED BY {q}; DROP ROLE IF EXISTS {q}"),
         };
-        match sqlx::raw_sql(&sql).execute(&self.pool).await {
+        match sqlx::raw_sql(&sql).execute(&self.reaper).await {
             Ok(_) => Ok(()),
             // Dropped concurrently (by the sweeper or another teardown).
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42704") => Ok(()),
@@ -502,7 +506,7 @@ impl JitManager {
              FROM pg_roles r WHERE starts_with(r.rolname::text, $1)",
         )
         .bind(&self.s.prefix)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reaper)
         .await
         .map_err(|e| JitError {
             message: format!(
@@ -556,6 +560,8 @@ impl JitManager {
     pub async fn shutdown(&self) {
         let roles = self.live_roles();
         futures::future::join_all(roles.iter().map(|r| self.teardown(r))).await;
+        self.pool.close().await;
+        self.reaper.close().await;
     }
 }
 
