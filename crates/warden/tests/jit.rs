@@ -62,6 +62,14 @@ admin_password_env = "{ADMIN_ENV}"
              owned_objects = \"drop\"",
         ),
         jit(
+            "short",
+            "admin_username = \"warden_admin\"\ngrant_roles = [\"app_readonly\"]",
+        )
+        .replace(
+            "credentials = \"jit\"",
+            "credentials = \"jit\"\nmax_session = \"1s\"",
+        ),
+        jit(
             "weak",
             "admin_username = \"weak_admin\"\ngrant_roles = [\"app_readonly\"]",
         ),
@@ -380,4 +388,110 @@ async fn roles_of_a_killed_gateway_are_swept_on_restart() {
         simple_query(&mut s2, "select 1").await.unwrap(),
         QueryResult::Rows(_)
     ));
+}
+
+/// Reads frames until an ErrorResponse; returns its SQLSTATE and message.
+async fn next_error(s: &mut tokio::net::TcpStream) -> (String, String) {
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let f = common::read_frame(s, &mut buf)
+            .await
+            .expect("an error before EOF");
+        if f.tag() == b'E' {
+            let e = <warden_wire::ErrorResponse as warden_wire::Message>::from_frame(&f).unwrap();
+            return (
+                e.fields.code().unwrap_or("").to_owned(),
+                e.fields.message().unwrap_or("").to_owned(),
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_session_ends_the_session_and_drops_the_role() {
+    let pg = cluster().await;
+    let (gw, token) = start(&pg).await;
+    let mut s = login(&gw, "short", &token).await;
+    let started = Instant::now();
+    let sql = b"select pg_sleep(10)\0";
+    let mut q = vec![b'Q'];
+    q.extend_from_slice(&(sql.len() as i32 + 4).to_be_bytes());
+    q.extend_from_slice(sql);
+    s.write_all(&q).await.unwrap();
+    let (code, message) = next_error(&mut s).await;
+    assert_eq!(code, "57P01", "{message}");
+    assert!(message.contains("maximum length"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    until_zero(&pg, &session_roles(), Duration::from_secs(2)).await;
+    until_zero(
+        &pg,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'select pg_sleep(10)%'",
+        Duration::from_secs(2),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shutdown_drops_live_roles_and_metrics_show_setup_latency() {
+    let pg = cluster().await;
+    let (gw, token) = start(&pg).await;
+    let mut s = login(&gw, "app", &token).await;
+    let role = simple_query(&mut s, "select current_user")
+        .await
+        .unwrap()
+        .scalar();
+
+    // Setup latency by credential kind, and the live-role gauge.
+    let metrics = http_get(gw.http, "/metrics").await;
+    for needle in [
+        "warden_pg_session_setup_seconds_count{credentials=\"jit\"}",
+        "warden_jit_role_create_seconds_count",
+        "warden_jit_roles_live{connection=\"app\"} 1",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
+
+    let Gateway { mut process, .. } = gw;
+    let pid = process.pid().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), process.wait())
+        .await
+        .expect("gateway exits on SIGTERM")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{role}'")
+        )
+        .await,
+        0,
+        "role dropped before exit"
+    );
+    assert_eq!(
+        count(
+            &pg,
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'")
+        )
+        .await,
+        0
+    );
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).await.unwrap();
+    out
 }

@@ -255,3 +255,52 @@ fn role_names_are_prefix_and_twelve_hex_digits() {
     );
     assert_eq!(m.role_name("x\"; drop role postgres"), "wjit_dee");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validity_is_renewed_but_never_past_the_hard_end() {
+    let pg = cluster().await;
+    let mut s = settings(&pg, "inst-r");
+    s.ttl = Duration::from_secs(3);
+    s.max_ttl = Duration::from_secs(60);
+    let m = JitManager::new(s);
+    let lease = m
+        .create(
+            &SessionInfo {
+                session_id: "888888888888",
+                subject: "renewed",
+                max_session: Some(Duration::from_secs(5)),
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let until = || async {
+        pg.psql(
+            "SELECT extract(epoch FROM rolvaliduntil)::float8 FROM pg_roles \
+             WHERE rolname = 'warden_888888888888'",
+        )
+        .await
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+    };
+    let hard_end = lease
+        .hard_end
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let first = until().await;
+    assert!(
+        first < hard_end - 1.0,
+        "starts at now + ttl, before the hard end"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let later = until().await;
+    assert!(later > first + 1.0, "renewed: {first} -> {later}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let last = until().await;
+    assert!(
+        (last - hard_end).abs() < 0.01,
+        "capped at the hard end: {last} vs {hard_end}"
+    );
+}
