@@ -252,7 +252,7 @@ pub struct ConnectionConfig {
     /// End a session idle this long (not yet enforced).
     #[serde(default, with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
-    /// End a session open this long (not yet enforced).
+    /// End a session open this long (FATAL 57P01).
     #[serde(default, with = "humantime_serde")]
     pub max_session: Option<Duration>,
 }

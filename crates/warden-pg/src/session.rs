@@ -407,7 +407,9 @@ async fn open_session(
 
 /// `application_name` on the target: Warden's session id (first 12 hex digits, as in a
 /// session role's name) and the identity, then the client's own name, within PostgreSQL's
-/// 63 bytes, so `pg_stat_activity` shows whom each backend serves.
+/// 63 bytes, so `pg_stat_activity` shows whom each backend serves. Only printable ASCII
+/// (what PostgreSQL keeps anyway): a subject from a token must not smuggle a NUL into the
+/// startup packet, where it would start another parameter.
 fn application_name(session: &SessionId, subject: &str, client: Option<&str>) -> String {
     let sid: String = session
         .0
@@ -420,12 +422,10 @@ fn application_name(session: &SessionId, subject: &str, client: Option<&str>) ->
         name.push(':');
         name.push_str(c);
     }
-    let mut end = name.len().min(63);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name.truncate(end);
-    name
+    name.chars()
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .take(63)
+        .collect()
 }
 
 async fn record(rt: &Runtime, ev: &AuthEvent) {
@@ -588,10 +588,10 @@ mod tests {
             application_name(&sid, "bob", None),
             "warden:9f3a2c1b7d4e:bob"
         );
-        let long = application_name(&sid, &"é".repeat(40), Some("x"));
-        assert!(
-            long.len() <= 63 && long.starts_with("warden:9f3a2c1b7d4e:é"),
-            "{long}"
-        );
+        let long = application_name(&sid, &"é".repeat(80), Some("x"));
+        assert_eq!(long.len(), 63);
+        assert!(long.starts_with("warden:9f3a2c1b7d4e:??"), "{long}");
+        let hostile = application_name(&sid, "x\0options\0-c role=postgres", None);
+        assert_eq!(hostile, "warden:9f3a2c1b7d4e:x?options?-c role=postgres");
     }
 }
