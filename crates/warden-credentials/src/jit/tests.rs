@@ -304,3 +304,43 @@ async fn validity_is_renewed_but_never_past_the_hard_end() {
         "capped at the hard end: {last} vs {hard_end}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teardown_retries_until_the_role_can_be_dropped() {
+    let pg = cluster().await;
+    pg.psql("CREATE DATABASE other").await.unwrap();
+    let m = JitManager::new(settings(&pg, "inst-t"));
+    let mut lease = m.create(&info("999999999999"), &[]).await.unwrap();
+    let role = std::mem::take(&mut lease.role);
+    std::mem::forget(lease);
+    // An object in another database: REASSIGN/DROP OWNED here cannot reach it, so DROP
+    // ROLE fails until someone removes it.
+    let pw = pg.superuser_password().to_owned();
+    pg.psql_as(
+        "postgres",
+        Some(&pw),
+        "other",
+        &format!("CREATE TABLE elsewhere (x int); ALTER TABLE elsewhere OWNER TO {role}"),
+    )
+    .await
+    .unwrap();
+    let m2 = m.clone();
+    let r2 = role.clone();
+    let teardown = tokio::spawn(async move { m2.teardown(&r2).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(role_exists(&pg, &role).await, "first attempts fail");
+    assert!(m
+        .drop_role(&role)
+        .await
+        .unwrap_err()
+        .message
+        .contains("depend"));
+    pg.psql_as("postgres", Some(&pw), "other", "DROP TABLE elsewhere")
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), teardown)
+        .await
+        .expect("a retry succeeds")
+        .unwrap();
+    assert!(!role_exists(&pg, &role).await);
+}
