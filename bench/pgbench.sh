@@ -3,7 +3,8 @@
 # (session mode, the reference every PostgreSQL user knows) and through Warden, in
 # interleaved rounds on one machine. Prints, per case, the median ratio of each proxy's
 # throughput to the direct connection's, the added latency per query for one pinned client,
-# and Warden's CPU time per transaction.
+# and Warden's CPU time per transaction. A second Warden with session recording off runs in
+# the same rounds, so the cost of recording is measured as 1 - (recording on / off).
 #
 # Usage: bench/pgbench.sh            (ROUNDS=3 SECONDS_PER_RUN=5 CLIENTS=8 by default)
 # Needs: pgbench, pgbouncer, initdb (PostgreSQL server binaries), taskset, a release build
@@ -32,9 +33,11 @@ RUNAS=()
 if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); chown postgres "$WORK"; fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PGPORT=$(free_port); BOUNCER_PORT=$(free_port); WARDEN_PORT=$(free_port); HTTP_PORT=$(free_port)
+NOREC_PORT=$(free_port); NOREC_HTTP_PORT=$(free_port)
 
 cleanup() {
   [ -n "${WARDEN_PID:-}" ] && kill "$WARDEN_PID" 2>/dev/null || true
+  [ -n "${NOREC_PID:-}" ] && kill "$NOREC_PID" 2>/dev/null || true
   [ -n "${BOUNCER_PID:-}" ] && kill "$BOUNCER_PID" 2>/dev/null || true
   "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" stop -m immediate >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -85,8 +88,16 @@ EOF
 TOKEN=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-agent --groups bench --ttl 2h)
 env RUST_LOG=warn ${WARDEN_ENV:-} "$WARDEN" gateway --config "$WORK/warden.toml" 2>"$WORK/warden.log" &
 WARDEN_PID=$!
+# The same gateway with session recording off, to price recording in the same run.
+sed -e "s/127.0.0.1:$WARDEN_PORT/127.0.0.1:$NOREC_PORT/" -e "s/127.0.0.1:$HTTP_PORT/127.0.0.1:$NOREC_HTTP_PORT/" \
+  -e "s|data_dir = \"$WORK/warden\"|data_dir = \"$WORK/warden-norec\"|" "$WORK/warden.toml" > "$WORK/warden-norec.toml"
+printf '\n[recording]\nenabled = false\n' >> "$WORK/warden-norec.toml"
+NOREC_TOKEN=$("$WARDEN" tokens issue --config "$WORK/warden-norec.toml" --name bench-agent --groups bench --ttl 2h)
+env RUST_LOG=warn ${WARDEN_ENV:-} "$WARDEN" gateway --config "$WORK/warden-norec.toml" 2>"$WORK/warden-norec.log" &
+NOREC_PID=$!
 for _ in $(seq 1 50); do
-  (echo > /dev/tcp/127.0.0.1/$WARDEN_PORT) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$BOUNCER_PORT) 2>/dev/null && break
+  (echo > /dev/tcp/127.0.0.1/$WARDEN_PORT) 2>/dev/null && (echo > /dev/tcp/127.0.0.1/$BOUNCER_PORT) 2>/dev/null \
+    && (echo > /dev/tcp/127.0.0.1/$NOREC_PORT) 2>/dev/null && break
   sleep 0.2
 done
 
@@ -99,6 +110,7 @@ dsn() {
     direct) echo "host=127.0.0.1 port=$PGPORT dbname=bench user=postgres sslmode=disable" ;;
     pgbouncer) echo "host=127.0.0.1 port=$BOUNCER_PORT dbname=bench user=postgres sslmode=disable" ;;
     warden) echo "host=127.0.0.1 port=$WARDEN_PORT dbname=bench user=bench-agent password=$TOKEN sslmode=disable" ;;
+    norec) echo "host=127.0.0.1 port=$NOREC_PORT dbname=bench user=bench-agent password=$NOREC_TOKEN sslmode=disable" ;;
   esac
 }
 
@@ -106,7 +118,7 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$WARDEN_PID/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 pin_all() { # $1 = cpu list
-  for p in "$PGPID" $(pgrep -P "$PGPID") "$BOUNCER_PID" "$WARDEN_PID"; do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
+  for p in "$PGPID" $(pgrep -P "$PGPID") "$BOUNCER_PID" "$WARDEN_PID" "$NOREC_PID"; do taskset -a -p -c "$1" "$p" >/dev/null 2>&1 || true; done
 }
 
 # case name -> pgbench arguments
@@ -142,7 +154,7 @@ run_one() { # round case target
 echo "== $ROUNDS interleaved rounds of ${SECS}s per run, $CLIENTS clients"
 for r in $(seq 1 "$ROUNDS"); do
   for c in "${CASES[@]}"; do
-    for t in direct pgbouncer warden; do run_one "$r" "$c" "$t"; done
+    for t in direct pgbouncer warden norec; do run_one "$r" "$c" "$t"; done
   done
 done
 pin_all 0-1
@@ -158,21 +170,24 @@ for r in rows:
     if r["case"] not in cases:
         cases.append(r["case"])
 print()
-print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'warden cpu us/tx':>17} {'added latency us (bouncer, warden)':>36}")
+print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'no-rec/direct':>14} {'recording cost':>15} {'warden cpu us/tx':>17} {'added latency us (bouncer, warden)':>36}")
 for c in cases:
-    rb, rw, cpu, lb, lw = [], [], [], [], []
+    rb, rw, rn, cost, cpu, lb, lw = [], [], [], [], [], [], []
     for (case, rnd), t in by.items():
-        if case != c or len(t) < 3:
+        if case != c or len(t) < 4:
             continue
         d = float(t["direct"]["tps"])
         rb.append(float(t["pgbouncer"]["tps"]) / d)
         rw.append(float(t["warden"]["tps"]) / d)
+        rn.append(float(t["norec"]["tps"]) / d)
+        # Throughput lost to recording: 1 - (recording on / recording off), same round.
+        cost.append(1 - float(t["warden"]["tps"]) / float(t["norec"]["tps"]))
         if t["warden"]["warden_cpu_us_per_tx"]:
             cpu.append(float(t["warden"]["warden_cpu_us_per_tx"]))
         ld = float(t["direct"]["latency_ms"])
         lb.append((float(t["pgbouncer"]["latency_ms"]) - ld) * 1000)
         lw.append((float(t["warden"]["latency_ms"]) - ld) * 1000)
     lat = f"{statistics.median(lb):.1f}, {statistics.median(lw):.1f}" if c == "pinned1" else ""
-    print(f"{c:<10} {statistics.median(rb):>17.2f} {statistics.median(rw):>14.2f} {statistics.median(cpu):>17.1f} {lat:>36}")
+    print(f"{c:<10} {statistics.median(rb):>17.2f} {statistics.median(rw):>14.2f} {statistics.median(rn):>14.2f} {statistics.median(cost)*100:>14.1f}% {statistics.median(cpu):>17.1f} {lat:>36}")
 print(f"\nraw results: {sys.argv[1]}")
 EOF

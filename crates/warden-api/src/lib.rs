@@ -1,6 +1,9 @@
-//! Warden's HTTP surface. So far: `/healthz` and Prometheus `/metrics`; the REST API under
-//! `/api/v1` and the console come later.
+//! Warden's HTTP surface: `/healthz`, Prometheus `/metrics`, and under `/api/v1` the
+//! recorded sessions and the audit ([`sessions`]). The rest of the REST API and the console
+//! come later.
 #![forbid(unsafe_code)]
+
+pub mod sessions;
 
 use std::net::SocketAddr;
 
@@ -23,12 +26,19 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
     PrometheusBuilder::new().install_recorder().ok()
 }
 
-/// The router.
-pub fn router(metrics: Option<PrometheusHandle>) -> Router {
-    Router::new()
+/// The router; `sessions` adds the session and audit routes.
+pub fn router(
+    metrics: Option<PrometheusHandle>,
+    sessions: Option<sessions::SessionsApi>,
+) -> Router {
+    let base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .with_state(ApiState { metrics })
+        .with_state(ApiState { metrics });
+    match sessions {
+        Some(api) => base.merge(sessions::routes(api)),
+        None => base,
+    }
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -33,9 +33,89 @@ pub struct Config {
     /// Who may call: OIDC issuers, the built-in issuer, API keys.
     #[serde(default)]
     pub identity: IdentityConfig,
+    /// Session recordings.
+    #[serde(default)]
+    pub recording: RecordingConfig,
+    /// Who may use the HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
     /// The targets clients may reach, by name.
     #[serde(default)]
     pub connections: Vec<ConnectionConfig>,
+}
+
+/// `[api]`: which groups may use the HTTP API under `/api/v1`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// May do everything, including ending sessions.
+    #[serde(default = "default_admin_groups")]
+    pub admin_groups: Vec<String>,
+    /// May read sessions, recordings and the audit.
+    #[serde(default = "default_auditor_groups")]
+    pub auditor_groups: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            admin_groups: default_admin_groups(),
+            auditor_groups: default_auditor_groups(),
+        }
+    }
+}
+
+fn default_admin_groups() -> Vec<String> {
+    vec!["warden-admins".into()]
+}
+fn default_auditor_groups() -> Vec<String> {
+    vec!["warden-auditors".into()]
+}
+
+/// `[recording]`: every session's statements, results and outcomes, hash-chained.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Whether sessions are recorded.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Where recordings go (default `<data_dir>/recordings`).
+    pub dir: Option<PathBuf>,
+    /// Result rows recorded per statement; the rest are counted and marked truncated.
+    #[serde(default = "default_rec_rows")]
+    pub max_rows_per_statement: usize,
+    /// Bytes of result rows recorded per statement.
+    #[serde(default = "default_rec_bytes")]
+    pub max_bytes_per_statement: usize,
+    /// Recordings older than this are purged (the purge is chained); unset keeps them.
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How often the purge runs.
+    #[serde(default = "default_purge_interval", with = "humantime_serde")]
+    pub purge_interval: Duration,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            enabled: true,
+            dir: None,
+            max_rows_per_statement: default_rec_rows(),
+            max_bytes_per_statement: default_rec_bytes(),
+            retention: None,
+            purge_interval: default_purge_interval(),
+        }
+    }
+}
+
+impl Config {
+    /// The recordings directory.
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recording
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.gateway.data_dir.join("recordings"))
+    }
 }
 
 /// `[gateway]`: listeners, TLS and protocol limits.
@@ -73,6 +153,9 @@ pub struct GatewayConfig {
     /// Entries in the statement-analysis cache.
     #[serde(default = "default_statement_cache")]
     pub statement_cache: usize,
+    /// How long a session may outlive the token that opened it.
+    #[serde(default, with = "humantime_serde")]
+    pub token_grace: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -89,6 +172,7 @@ impl Default for GatewayConfig {
             connect_timeout: default_connect_timeout(),
             max_connections: default_max_connections(),
             statement_cache: default_statement_cache(),
+            token_grace: Duration::ZERO,
         }
     }
 }
@@ -249,7 +333,7 @@ pub struct ConnectionConfig {
     /// Group → target-role rules, first match wins.
     #[serde(default)]
     pub roles: Vec<RoleRule>,
-    /// End a session idle this long (not yet enforced).
+    /// End a session after this long with no statement running (FATAL 57P01).
     #[serde(default, with = "humantime_serde")]
     pub idle_timeout: Option<Duration>,
     /// End a session open this long (FATAL 57P01).
@@ -576,6 +660,29 @@ impl Config {
             );
         }
 
+        if self.recording.max_bytes_per_statement > 1 << 30 {
+            err(
+                "recording.max_bytes_per_statement".into(),
+                "must be at most 1073741824".into(),
+            );
+        }
+        if self
+            .recording
+            .retention
+            .is_some_and(|r| r < Duration::from_secs(1))
+        {
+            err(
+                "recording.retention".into(),
+                "must be at least 1s (or unset to keep recordings)".into(),
+            );
+        }
+        if self.recording.purge_interval < Duration::from_secs(1) {
+            err(
+                "recording.purge_interval".into(),
+                "must be at least 1s".into(),
+            );
+        }
+
         let mut names = HashSet::new();
         for (i, c) in self.connections.iter().enumerate() {
             let key = |k: &str| format!("connections[{i}].{k}");
@@ -835,6 +942,15 @@ fn default_builtin_issuer() -> String {
 }
 fn default_builtin_audience() -> String {
     "urn:warden".into()
+}
+fn default_rec_rows() -> usize {
+    100
+}
+fn default_rec_bytes() -> usize {
+    64 * 1024
+}
+fn default_purge_interval() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_jit_ttl() -> Duration {
     Duration::from_secs(15 * 60)

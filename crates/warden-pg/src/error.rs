@@ -67,9 +67,74 @@ pub enum SessionError {
     /// The session role could not be created.
     #[error("just-in-time credential failed: {0}")]
     Jit(warden_credentials::JitError),
-    /// The session reached its maximum length.
-    #[error("session reached its maximum length")]
+    /// A bound or an operator ended the session.
+    #[error("session ended: {0}")]
+    Ended(Ended),
+    /// The session could not be recorded, so it does not start (fail closed).
+    #[error("cannot record the session: {0}")]
+    Recording(String),
+}
+
+/// Why Warden ended a healthy session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// `max_session`, or the just-in-time role's `max_ttl`.
     MaxLength,
+    /// The token that opened the session expired (plus the configured grace).
+    TokenExpired,
+    /// No statement ran for this long.
+    Idle(std::time::Duration),
+    /// An operator ended it (`warden sessions kill`); names who.
+    Killed(String),
+    /// The API key or token that opened it was revoked.
+    Revoked,
+    /// The gateway is shutting down.
+    Shutdown,
+}
+
+impl Ended {
+    /// A short label for recordings, metrics and the session index.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Ended::MaxLength => "max_session",
+            Ended::TokenExpired => "token_expired",
+            Ended::Idle(_) => "idle_timeout",
+            Ended::Killed(_) => "killed",
+            Ended::Revoked => "revoked",
+            Ended::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::MaxLength => f.write_str(
+                "the session reached its maximum length (max_session, or the just-in-time \
+                 credential's max_ttl)",
+            ),
+            Ended::TokenExpired => f.write_str("the token that opened this session has expired"),
+            Ended::Idle(d) => write!(
+                f,
+                "no statement ran for {} (idle_timeout)",
+                humantime_secs(*d)
+            ),
+            Ended::Killed(by) => write!(f, "an operator ended this session ({by})"),
+            Ended::Revoked => {
+                f.write_str("the API key or token that opened this session was revoked")
+            }
+            Ended::Shutdown => f.write_str("the gateway is shutting down"),
+        }
+    }
+}
+
+fn humantime_secs(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 impl SessionError {
@@ -117,7 +182,8 @@ impl SessionError {
             SessionError::TargetProtocol(_) => "target_protocol",
             SessionError::TargetGone(_) => "target_gone",
             SessionError::Jit(_) => "jit_credential",
-            SessionError::MaxLength => "max_session",
+            SessionError::Ended(e) => e.label(),
+            SessionError::Recording(_) => "recording",
         }
     }
 
@@ -209,11 +275,14 @@ impl SessionError {
                         .unwrap_or_default()
                 )),
             )),
-            SessionError::MaxLength => v(
+            SessionError::Recording(_) => v(
+                "58030",
+                "Warden cannot record this session, and sessions do not run unrecorded".into(),
+                Some("tell the Warden administrator: the recordings directory or the store is failing"),
+            ),
+            SessionError::Ended(e) => v(
                 "57P01",
-                "terminating connection: the session reached its maximum length \
-                 (max_session, or the just-in-time credential's max_ttl)"
-                    .into(),
+                format!("terminating connection: {e}"),
                 Some("reconnect to start a new session"),
             ),
         }

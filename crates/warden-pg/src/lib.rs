@@ -13,6 +13,8 @@ pub mod cancel;
 pub mod error;
 mod io;
 pub mod proxy;
+pub mod record;
+pub mod registry;
 pub mod runtime;
 pub mod session;
 pub mod stream;

@@ -9,17 +9,19 @@
 //! the configured maximum message size. This is hand-written rather than built on a codec
 //! because a `Framed` stream would split and re-encode every message.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use warden_policy::statement::{Analyzer, StatementClass};
 use warden_types::SessionId;
-use warden_wire::WireError;
+use warden_wire::{Frame, WireError};
 
-use crate::error::SessionError;
+use crate::error::{Ended, SessionError};
+use crate::record::Recorder;
 use crate::stream::ClientStream;
 
 /// What the proxy loop knows about its session.
@@ -38,8 +40,60 @@ pub struct SessionCtx {
     pub max_message: usize,
     /// Statement counters, looked up once per session rather than per statement.
     pub counters: StatementCounters,
-    /// When the session must end (max_session, the session role's max_ttl).
-    pub deadline: Option<tokio::time::Instant>,
+    /// When the session must end, and why (max_session, max_ttl, token expiry).
+    pub deadline: Option<(tokio::time::Instant, Ended)>,
+    /// End the session after this long with no statement running.
+    pub idle_timeout: Option<Duration>,
+    /// The session's recorder, when recording is on.
+    pub recorder: Option<Mutex<Recorder>>,
+    /// Ends the session from outside (kill, revocation).
+    pub stop: tokio::sync::watch::Receiver<Option<Ended>>,
+    /// Activity clock for the idle timeout.
+    pub activity: Activity,
+}
+
+/// What the idle timeout needs to know: statements in flight and when each side last
+/// spoke. A statement counts as running from the client's Query or Sync to the target's
+/// ReadyForQuery, so a long query is never taken for idleness.
+#[derive(Debug)]
+pub struct Activity {
+    origin: Instant,
+    outstanding: AtomicI64,
+    last_client_us: AtomicU64,
+    last_ready_us: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            origin: Instant::now(),
+            outstanding: AtomicI64::new(0),
+            last_client_us: AtomicU64::new(0),
+            last_ready_us: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn now_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+
+    fn client_spoke(&self) {
+        self.last_client_us.store(self.now_us(), Ordering::Relaxed);
+    }
+
+    /// How long the session has been idle, or `None` while a statement runs.
+    fn idle_for(&self) -> Option<Duration> {
+        let client = self.last_client_us.load(Ordering::Relaxed);
+        let ready = self.last_ready_us.load(Ordering::Relaxed);
+        if self.outstanding.load(Ordering::Relaxed) > 0 || client > ready {
+            return None;
+        }
+        Some(Duration::from_micros(
+            self.now_us().saturating_sub(ready.max(client)),
+        ))
+    }
 }
 
 /// `warden_pg_statements_total` by class, indexed by [`StatementClass::risk`].
@@ -135,18 +189,52 @@ where
         Direction::ToClient,
     );
     let limit = async {
-        match ctx.deadline {
-            Some(d) => tokio::time::sleep_until(d).await,
+        match &ctx.deadline {
+            Some((d, why)) => {
+                tokio::time::sleep_until(*d).await;
+                why.clone()
+            }
             None => std::future::pending().await,
+        }
+    };
+    let idle = async {
+        let Some(limit) = ctx.idle_timeout else {
+            return std::future::pending().await;
+        };
+        loop {
+            match ctx.activity.idle_for() {
+                Some(d) if d >= limit => return Ended::Idle(limit),
+                Some(d) => tokio::time::sleep(limit - d).await,
+                // A statement is running: look again later, never cut it.
+                None => tokio::time::sleep(limit.min(Duration::from_secs(1))).await,
+            }
+        }
+    };
+    let mut stop = ctx.stop.clone();
+    let stopped = async move {
+        loop {
+            if let Some(why) = stop.borrow_and_update().clone() {
+                return why;
+            }
+            if stop.changed().await.is_err() {
+                return std::future::pending().await;
+            }
         }
     };
     let res = tokio::select! {
         r = c2s => r,
         r = s2c => r,
-        () = limit => Err(SessionError::MaxLength),
+        why = limit => Err(SessionError::Ended(why)),
+        why = idle => Err(SessionError::Ended(why)),
+        why = stopped => Err(SessionError::Ended(why)),
     };
     let res = match res {
-        Err(SessionError::TargetGone(_)) if terminated.load(Ordering::Relaxed) => Ok(()),
+        // After a Terminate, either side closing is the normal end.
+        Err(SessionError::TargetGone(_) | SessionError::ClientGone(_))
+            if terminated.load(Ordering::Relaxed) =>
+        {
+            Ok(())
+        }
         other => other,
     };
     // The one place a mid-session error reaches the client: a FATAL ErrorResponse.
@@ -178,9 +266,17 @@ enum Disposition {
 }
 
 impl Direction {
-    fn disposition(self, tag: u8, terminated: &AtomicBool) -> Result<Disposition, SessionError> {
+    fn disposition(
+        self,
+        tag: u8,
+        len: usize,
+        terminated: &AtomicBool,
+        ctx: &SessionCtx,
+    ) -> Result<Disposition, SessionError> {
+        let recording = ctx.recorder.is_some();
         Ok(match (self, tag) {
-            (Direction::ToTarget, b'Q' | b'P') => Disposition::Inspect,
+            (Direction::ToTarget, b'Q' | b'P' | b'S') => Disposition::Inspect,
+            (Direction::ToTarget, b'B' | b'E' | b'C') if recording => Disposition::Inspect,
             (Direction::ToTarget, b'X') => {
                 terminated.store(true, Ordering::Relaxed);
                 Disposition::Pass
@@ -191,6 +287,22 @@ impl Direction {
                 return Err(SessionError::Unsupported("the FunctionCall message"))
             }
             (Direction::ToClient, b'Z') => Disposition::Inspect,
+            (Direction::ToClient, b'T' | b'C' | b'E' | b'I' | b's') if recording => {
+                Disposition::Inspect
+            }
+            (Direction::ToClient, b'D') => match &ctx.recorder {
+                Some(r) => {
+                    let mut r = lock(r);
+                    if r.wants_row(len) {
+                        Disposition::Inspect
+                    } else {
+                        // Over the per-statement cap: streamed, counted, not recorded.
+                        r.row_skipped();
+                        Disposition::Pass
+                    }
+                }
+                None => Disposition::Pass,
+            },
             _ => Disposition::Pass,
         })
     }
@@ -252,22 +364,32 @@ where
             else {
                 break;
             };
-            match dir.disposition(tag, terminated)? {
+            match dir.disposition(tag, len, terminated, ctx)? {
                 Disposition::Pass => passing = len,
                 Disposition::Inspect => {
                     if rest.len() < len {
                         want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
                         break;
                     }
-                    if dir == Direction::ToTarget {
-                        inspect_client(tag, &rest[5..len], ctx)
-                            .map_err(SessionError::ClientProtocol)?;
+                    match dir {
+                        Direction::ToTarget => inspect_client(tag, &rest[5..len], ctx)
+                            .map_err(SessionError::ClientProtocol)?,
+                        Direction::ToClient => inspect_target(tag, &rest[5..len], ctx),
                     }
                     ready += len;
                 }
             }
         }
         if ready > 0 {
+            if dir == Direction::ToClient {
+                if let Some(r) = &ctx.recorder {
+                    // What the client is about to be told is finished is on disk first;
+                    // a session that cannot be recorded ends (fail closed).
+                    lock(r)
+                        .flush_if_dirty()
+                        .map_err(|e| SessionError::Recording(e.to_string()))?;
+                }
+            }
             let chunk = buf.split_to(ready);
             wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?;
             // A no-op on TCP; TLS buffers records until flushed.
@@ -275,6 +397,9 @@ where
         }
         buf.reserve(want);
         let n = rd.read_buf(&mut buf).await.map_err(|e| dir.read_error(e))?;
+        if dir == Direction::ToTarget {
+            ctx.activity.client_spoke();
+        }
         if n == 0 {
             return match dir {
                 Direction::ToTarget => Err(SessionError::ClientGone("closed".into())),
@@ -285,18 +410,102 @@ where
     }
 }
 
-/// Inspects a Query or Parse body. Analysis is cached, so the hot path normally costs a
-/// lexer pass and a hash lookup.
+fn lock(r: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
+    // A panic while recording must not take the session's other direction down with it.
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Inspects a client frame: Query and Parse are analysed (cached, so the hot path is
+/// normally a lexer pass and a hash lookup); with recording on, Bind, Execute, Close and
+/// Sync are noted too.
 fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireError> {
-    let sql = match tag {
-        b'Q' => warden_wire::query_text(body)?,
-        _ => warden_wire::parse_text(body)?.1,
-    };
-    let analysis = ctx.analyzer.analyze(sql);
-    let class = analysis.riskiest();
-    ctx.counters.count(class);
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
+    match tag {
+        b'Q' | b'S' => {
+            ctx.activity.outstanding.fetch_add(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+    match tag {
+        b'Q' | b'P' => {
+            let (name, sql) = match tag {
+                b'Q' => ("", warden_wire::query_text(body)?),
+                _ => warden_wire::parse_text(body)?,
+            };
+            let analysis = ctx.analyzer.analyze(sql);
+            let class = analysis.riskiest();
+            ctx.counters.count(class);
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
+            }
+            if let Some(r) = &ctx.recorder {
+                let mut r = lock(r);
+                if tag == b'Q' {
+                    r.query(sql, &analysis);
+                } else {
+                    r.parse(name, sql, &analysis, body);
+                }
+            }
+        }
+        b'S' => {
+            if let Some(r) = &ctx.recorder {
+                lock(r).sync();
+            }
+        }
+        b'B' | b'C' => {
+            if let Some(r) = &ctx.recorder {
+                let frame = Frame::new(tag, body);
+                let mut r = lock(r);
+                if tag == b'B' {
+                    r.bind(&frame);
+                } else {
+                    r.close(&frame);
+                }
+            }
+        }
+        b'E' => {
+            if let Some(r) = &ctx.recorder {
+                let portal = body
+                    .iter()
+                    .position(|&b| b == 0)
+                    .and_then(|end| std::str::from_utf8(&body[..end]).ok())
+                    .unwrap_or("");
+                lock(r).execute(portal);
+            }
+        }
+        _ => {}
     }
     Ok(())
+}
+
+/// Inspects a target frame: ReadyForQuery ends a statement for the idle clock; with
+/// recording on, results and outcomes are noted.
+fn inspect_target(tag: u8, body: &[u8], ctx: &SessionCtx) {
+    if tag == b'Z' {
+        let a = &ctx.activity;
+        let _ = a
+            .outstanding
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some((n - 1).max(0))
+            });
+        a.last_ready_us.store(a.now_us(), Ordering::Relaxed);
+    }
+    let Some(r) = &ctx.recorder else {
+        return;
+    };
+    let mut r = lock(r);
+    match tag {
+        b'Z' => r.ready(),
+        b'I' => r.finished_without_tag("EMPTY"),
+        b's' => r.finished_without_tag("SUSPENDED"),
+        _ => {
+            let frame = Frame::new(tag, body);
+            match tag {
+                b'T' => r.row_description(&frame),
+                b'D' => r.data_row(&frame),
+                b'C' => r.command_complete(&frame),
+                b'E' => r.error(&frame),
+                _ => {}
+            }
+        }
+    }
 }

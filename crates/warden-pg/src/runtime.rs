@@ -1,6 +1,7 @@
 //! Everything a session needs, built once from the configuration and shared by all sessions.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use warden_store::Store;
 use warden_types::Secret;
 
 use crate::cancel::CancelRegistry;
+use crate::record::RecordLimits;
+use crate::registry::Registry;
 
 /// A target role and its password (never logged: [`Secret`]).
 #[derive(Clone, Debug)]
@@ -94,6 +97,16 @@ pub struct Runtime {
     pub cancels: CancelRegistry,
     /// Bounds concurrent clients.
     pub conn_limit: Arc<Semaphore>,
+    /// Live sessions (kill, revocation, shutdown).
+    pub sessions: Registry,
+    /// Where session recordings go; `None` when recording is off.
+    pub recordings: Option<PathBuf>,
+    /// What is recorded of each result.
+    pub record_limits: RecordLimits,
+    /// How long a session may outlive its token.
+    pub token_grace: Duration,
+    /// `idle_timeout` by connection.
+    pub idle_timeouts: HashMap<String, Duration>,
 }
 
 impl Runtime {
@@ -207,6 +220,18 @@ impl Runtime {
             connect_timeout: g.connect_timeout,
             cancels: CancelRegistry::default(),
             conn_limit: Arc::new(Semaphore::new(g.max_connections)),
+            sessions: Registry::default(),
+            recordings: config.recording.enabled.then(|| config.recordings_dir()),
+            record_limits: RecordLimits {
+                max_rows: config.recording.max_rows_per_statement,
+                max_bytes: config.recording.max_bytes_per_statement,
+            },
+            token_grace: g.token_grace,
+            idle_timeouts: config
+                .connections
+                .iter()
+                .filter_map(|c| c.idle_timeout.map(|d| (c.name.clone(), d)))
+                .collect(),
         })
     }
 }

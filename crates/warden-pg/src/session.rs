@@ -21,12 +21,16 @@ use warden_wire::{
 };
 
 use warden_credentials::{JitLease, SessionInfo};
+use warden_recording::event::{EventBody, SessionStart};
+use warden_recording::writer::SessionWriter;
+use warden_store::SessionRow;
 
 use crate::backend::{self, BackendLogin};
 use crate::cancel::CancelTarget;
-use crate::error::SessionError;
+use crate::error::{Ended, SessionError};
 use crate::io::read_frame;
 use crate::proxy::{self, SessionCtx};
+use crate::record::Recorder;
 use crate::runtime::Runtime;
 use crate::stream::ClientStream;
 
@@ -207,6 +211,7 @@ async fn run(
         &identity,
         rt,
         started,
+        peer,
     )
     .await;
     match outcome {
@@ -235,12 +240,14 @@ async fn run(
             let ctx = ready.ctx;
             let id = ctx.session_id.clone();
             let res = proxy::run(client, buf, ready.backend, ready.backend_buf, &ctx).await;
+            drop(ready.registered);
             drop(ready.cancel_guard);
+            finish_recording(rt, &ctx, &res).await;
             // Ends the session role: backends terminated, role dropped, in the background.
             drop(ready.lease);
             tracing::info!(session = %id, outcome = ?res.as_ref().err().map(|e| e.label()), "session ended");
             match res {
-                Ok(()) | Err(SessionError::ClientGone(_)) => Ok(()),
+                Ok(()) | Err(SessionError::ClientGone(_)) | Err(SessionError::Ended(_)) => Ok(()),
                 Err(e) => Err(e),
             }
         }
@@ -254,9 +261,12 @@ struct Ready {
     cancel_guard: crate::cancel::CancelGuard,
     /// The session role, dropped (and so torn down) when the session ends.
     lease: Option<JitLease>,
+    /// Membership of the live-session registry, for as long as the session lives.
+    registered: crate::registry::Registered,
 }
 
 /// Policy, credentials, target login, and the client's AuthenticationOk.
+#[allow(clippy::too_many_arguments)]
 async fn open_session(
     stream: &mut ClientStream,
     _buf: &mut BytesMut,
@@ -265,6 +275,7 @@ async fn open_session(
     identity: &Identity,
     rt: &Arc<Runtime>,
     started: Instant,
+    peer: SocketAddr,
 ) -> Result<Ready, SessionError> {
     let grant = rt
         .policy
@@ -344,15 +355,26 @@ async fn open_session(
     drop(scram_key);
     let backend = backend?;
 
+    // The earliest of: the JIT role's hard end, max_session, the token's expiry + grace.
     let deadline = {
         let now = std::time::SystemTime::now();
-        let hard_end = lease.as_ref().map(|l| l.hard_end);
-        let by_max = target.max_session.map(|m| now + m);
-        match (hard_end, by_max) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-        .map(|end| tokio::time::Instant::now() + end.duration_since(now).unwrap_or_default())
+        let candidates = [
+            lease.as_ref().map(|l| (l.hard_end, Ended::MaxLength)),
+            target.max_session.map(|m| (now + m, Ended::MaxLength)),
+            identity
+                .expires_at
+                .map(|e| (e + rt.token_grace, Ended::TokenExpired)),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .min_by_key(|(t, _)| *t)
+            .map(|(end, why)| {
+                (
+                    tokio::time::Instant::now() + end.duration_since(now).unwrap_or_default(),
+                    why,
+                )
+            })
     };
     let cancel_guard = match &backend.key {
         Some(k) => rt.cancels.register(CancelTarget {
@@ -368,6 +390,60 @@ async fn open_session(
             secret_key: Vec::new(),
         }),
     };
+
+    let role = lease
+        .as_ref()
+        .map_or(grant.role.clone(), |l| l.role.clone());
+    let (stop, registered) = rt
+        .sessions
+        .register(&session_id.0, identity.token_id.clone());
+    // Fail closed: a session that cannot be recorded or indexed does not start.
+    let recorder = match &rt.recordings {
+        Some(dir) => {
+            let mut w = SessionWriter::create(dir, &session_id.0)
+                .map_err(|e| SessionError::Recording(e.to_string()))?;
+            w.push(
+                crate::record::now_us(),
+                EventBody::SessionStart(SessionStart {
+                    session_id: session_id.0.clone(),
+                    connection: connection.to_owned(),
+                    subject: identity.subject.0.clone(),
+                    display_name: identity.display_name.clone(),
+                    issuer: identity.issuer.clone(),
+                    credential_kind: identity.kind.as_str().to_owned(),
+                    actor: identity.actor.clone(),
+                    groups: identity.groups.clone(),
+                    client_addr: peer.to_string(),
+                    target_role: role.clone(),
+                    jit: lease.is_some(),
+                    application_name: startup.get("application_name").map(str::to_owned),
+                }),
+            );
+            w.flush()
+                .map_err(|e| SessionError::Recording(e.to_string()))?;
+            Some(std::sync::Mutex::new(Recorder::new(w, rt.record_limits)))
+        }
+        None => None,
+    };
+    rt.store
+        .insert_session(&SessionRow {
+            id: session_id.0.clone(),
+            connection: connection.to_owned(),
+            subject: identity.subject.0.clone(),
+            actor: identity.actor.clone(),
+            credential_kind: identity.kind.as_str().to_owned(),
+            token_id: identity.token_id.clone(),
+            client_addr: peer.to_string(),
+            target_role: role.clone(),
+            started_at: warden_store::now_ms(),
+            ended_at: None,
+            status: "live".into(),
+            end_reason: None,
+            statements: 0,
+            final_hash: None,
+        })
+        .await
+        .map_err(|e| SessionError::Recording(format!("session index: {e}")))?;
 
     let mut hello = BytesMut::with_capacity(512);
     hello.put_slice(&Authentication::Ok.encode());
@@ -391,9 +467,13 @@ async fn open_session(
         ctx: SessionCtx {
             session_id,
             connection: connection.to_owned(),
-            role: lease.as_ref().map_or(grant.role, |l| l.role.clone()),
+            role,
             subject: identity.subject.to_string(),
             deadline,
+            idle_timeout: rt.idle_timeouts.get(connection).copied(),
+            recorder,
+            stop,
+            activity: Default::default(),
             analyzer: rt.analyzer.clone(),
             max_message: rt.max_message,
             counters: proxy::StatementCounters::new(),
@@ -402,6 +482,7 @@ async fn open_session(
         backend_buf: backend.leftover,
         cancel_guard,
         lease,
+        registered,
     })
 }
 
@@ -426,6 +507,40 @@ fn application_name(session: &SessionId, subject: &str, client: Option<&str>) ->
         .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
         .take(63)
         .collect()
+}
+
+/// Writes the recording's last event and marks the session complete in the index, with
+/// its final hash chained.
+async fn finish_recording(rt: &Runtime, ctx: &SessionCtx, res: &Result<(), SessionError>) {
+    let (reason, error) = match res {
+        Ok(()) => ("client_quit".to_owned(), None),
+        Err(SessionError::ClientGone(_)) => ("client_gone".to_owned(), None),
+        Err(SessionError::Ended(why)) => (why.label().to_owned(), Some(why.to_string())),
+        Err(e) => ("error".to_owned(), Some(e.to_string())),
+    };
+    let (hash, statements) = match &ctx.recorder {
+        Some(r) => {
+            let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(SessionError::Ended(why)) = res {
+                r.notice(why.label(), &why.to_string());
+            }
+            let n = r.statements();
+            (r.finish(&reason, error), n)
+        }
+        None => (None, 0),
+    };
+    if let Err(e) = rt
+        .store
+        .end_session(
+            &ctx.session_id.0,
+            &reason,
+            statements as i64,
+            hash.as_deref(),
+        )
+        .await
+    {
+        tracing::error!(session = %ctx.session_id, error = %e, "could not mark the session ended");
+    }
 }
 
 async fn record(rt: &Runtime, ev: &AuthEvent) {

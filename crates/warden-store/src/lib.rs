@@ -13,6 +13,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use warden_identity::{ApiKeyRecord, CredentialStore, StoreUnavailable};
 
+pub mod sessions;
+pub use sessions::{ChainProblem, ChainReport, SessionFilter, SessionRow};
+
 /// Store errors. Messages never contain secrets (none are stored).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +45,9 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// Serialises chained appends (the audit and the session chain) in this process;
+    /// only the gateway appends.
+    chain_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// An API key's stored metadata (never the secret).
@@ -172,7 +178,10 @@ impl Store {
                 source,
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            chain_lock: Default::default(),
+        })
     }
 
     /// Creates or updates an identity.
@@ -311,12 +320,36 @@ impl Store {
         Ok(a + t > 0)
     }
 
-    /// Appends an authentication attempt to the audit.
+    /// Appends an authentication attempt to the audit, chained to the row before it.
     pub async fn record_auth(&self, ev: &AuthEvent) -> Result<(), StoreError> {
         let at = if ev.at == 0 { now_ms() } else { ev.at };
+        let result = match ev.result {
+            AuthResult::Allowed => "allowed",
+            AuthResult::Denied => "denied",
+        };
+        let item = sessions::audit_item(
+            at,
+            ev.subject.as_deref(),
+            ev.issuer.as_deref(),
+            ev.credential_kind.as_deref(),
+            ev.connection.as_deref(),
+            &ev.client_addr,
+            result,
+            &ev.reason,
+            ev.session_id.as_deref(),
+        );
+        let _g = self.chain_lock.lock().await;
+        let mut tx = self.pool.begin().await?;
+        let prev: Option<String> =
+            sqlx::query_scalar("SELECT hash FROM auth_audit ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?
+                .flatten();
+        let prev = prev.unwrap_or_else(|| warden_recording::chain::GENESIS.to_owned());
+        let hash = warden_recording::chain::link(&prev, &item);
         sqlx::query(
-            "INSERT INTO auth_audit (at, subject, issuer, credential_kind, connection, client_addr, result, reason, session_id)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO auth_audit (at, subject, issuer, credential_kind, connection, client_addr, result, reason, session_id, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(at)
         .bind(&ev.subject)
@@ -324,14 +357,14 @@ impl Store {
         .bind(&ev.credential_kind)
         .bind(&ev.connection)
         .bind(&ev.client_addr)
-        .bind(match ev.result {
-            AuthResult::Allowed => "allowed",
-            AuthResult::Denied => "denied",
-        })
+        .bind(result)
         .bind(&ev.reason)
         .bind(&ev.session_id)
-        .execute(&self.pool)
+        .bind(&prev)
+        .bind(&hash)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -58,6 +58,85 @@ enum Command {
         #[command(flatten)]
         local: LocalStore,
     },
+    /// Recorded sessions: list, show, replay, export, verify; end a live one.
+    Sessions {
+        #[command(subcommand)]
+        command: SessionsCommand,
+        #[command(flatten)]
+        local: LocalStore,
+    },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        local: LocalStore,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List sessions, newest first.
+    List {
+        /// Only this identity (subject).
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only this connection.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Started at or after (a time, or a duration ago: 2h).
+        #[arg(long)]
+        since: Option<String>,
+        /// Started before (a time, or a duration ago).
+        #[arg(long)]
+        until: Option<String>,
+        /// Only this status: live, complete, incomplete, purged.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one session's summary.
+    Show {
+        /// Session id.
+        id: String,
+    },
+    /// Replay a session as a timeline of statements, results and outcomes.
+    Replay {
+        /// Session id.
+        id: String,
+        /// Play it at the pace it happened (gaps capped at 5 s).
+        #[arg(long)]
+        pace: bool,
+    },
+    /// Export a session's events.
+    Export {
+        /// Session id.
+        id: String,
+        /// json, csv or ndjson.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
+    /// Verify a session's recording: every edited, dropped or reordered event is named.
+    Verify {
+        /// Session id.
+        id: String,
+    },
+    /// End a live session (within a second).
+    Kill {
+        /// Session id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the authentication audit and the session chain.
+    Verify,
 }
 
 /// Settings that override the configuration file.
@@ -150,6 +229,8 @@ fn main() -> ExitCode {
                 command: ConfigCommand::Check { file },
             } => cmd::config::check(&file),
             Command::Tokens { command, local } => cmd::tokens::run(command, local).await,
+            Command::Sessions { command, local } => cmd::sessions::run(command, local).await,
+            Command::Audit { command, local } => cmd::sessions::audit(command, local).await,
         }
     });
     match result {

@@ -149,6 +149,51 @@ impl Analysis {
     }
 }
 
+/// Statement kinds whose text may carry a secret (a password, a connection string).
+const SECRET_KINDS: &[&str] = &[
+    "CREATE ROLE",
+    "CREATE USER",
+    "CREATE GROUP",
+    "ALTER ROLE",
+    "CREATE USER MAPPING",
+    "ALTER USER MAPPING",
+    "CREATE SERVER",
+    "ALTER SERVER",
+    "CREATE SUBSCRIPTION",
+    "ALTER SUBSCRIPTION",
+];
+
+/// Words that mark a text as possibly carrying a secret whatever its kind (a function
+/// argument, a DO block, a statement that did not parse).
+const SECRET_WORDS: &[&str] = &["password", "passwd", "secret", "dblink", "conninfo"];
+
+impl Analysis {
+    /// Whether `sql` (the text this is the analysis of) may hold a secret, so a recording
+    /// must keep only [`redact`]ed text and no parameters.
+    pub fn may_hold_secret(&self, sql: &str) -> bool {
+        self.parse_error.is_some()
+            || self
+                .statements
+                .iter()
+                .any(|s| SECRET_KINDS.iter().any(|k| s.kind.starts_with(k)))
+            || {
+                let lower = sql.to_ascii_lowercase();
+                SECRET_WORDS.iter().any(|w| lower.contains(w))
+            }
+    }
+}
+
+/// `sql` with every literal replaced by `$n` (PostgreSQL's own normaliser), for texts that
+/// may hold a secret. A text that cannot be parsed is replaced whole: failing closed.
+pub fn redact(sql: &str) -> String {
+    match pg_query::normalize(sql) {
+        Ok(n) => n,
+        Err(_) => {
+            "<redacted: a statement that could not be parsed and may hold a secret>".to_owned()
+        }
+    }
+}
+
 /// Analyses `sql` without any cache (for one-off callers and tests).
 pub fn analyze_uncached(sql: &str) -> Analysis {
     classify::analyze_text(sql)

@@ -627,3 +627,26 @@ fn oversized_text_is_unknown_without_parsing() {
         .as_deref()
         .is_some_and(|e| e.contains("not analysed")));
 }
+
+#[test]
+fn secrets_are_redacted() {
+    for sql in [
+        "ALTER ROLE x PASSWORD 'hunter2'",
+        "alter user x with encrypted password 'hunter2' valid until '2030-01-01'",
+        "CREATE ROLE y LOGIN PASSWORD 'hunter2'",
+        "CREATE USER MAPPING FOR u SERVER s OPTIONS (user 'a', password 'hunter2')",
+        "SELECT dblink_connect('host=h password=hunter2')",
+        "SELECT 1; ALTER ROLE x PASSWORD 'hunter2'",
+    ] {
+        let a = analyze_uncached(sql);
+        assert!(a.may_hold_secret(sql), "{sql}");
+        let r = redact(sql);
+        assert!(!r.contains("hunter2"), "{sql} -> {r}");
+        assert!(r.contains("$1"), "{r}");
+    }
+    let broken = "ALTER ROLE x PASSWORD hunter2 (";
+    assert!(analyze_uncached(broken).may_hold_secret(broken));
+    assert!(!redact(broken).contains("hunter2"));
+    let plain = "SELECT * FROM t WHERE id = 1";
+    assert!(!analyze_uncached(plain).may_hold_secret(plain));
+}

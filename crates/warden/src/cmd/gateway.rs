@@ -136,10 +136,47 @@ impl Gateway {
         let (pg_addr, http_addr) = (pg.local_addr()?, http.local_addr()?);
         tracing::info!(postgres = %pg_addr, http = %http_addr, "warden gateway listening");
         on_ready(pg_addr, http_addr);
-        let router = warden_api::router(self.metrics.clone());
+        let sessions_api = self.runtime.recordings.clone().map(|dir| {
+            let registry = self.runtime.sessions.clone();
+            warden_api::sessions::SessionsApi {
+                auth: self.runtime.auth.clone(),
+                store: self.store.clone(),
+                recordings: dir,
+                auditor_groups: self.config.api.auditor_groups.clone(),
+                admin_groups: self.config.api.admin_groups.clone(),
+                stop: std::sync::Arc::new(move |id: &str, by: &str| {
+                    registry.stop(id, warden_pg::error::Ended::Killed(by.to_owned()))
+                }),
+            }
+        });
+        let router = warden_api::router(self.metrics.clone(), sessions_api);
         // Orphans of an earlier run of this instance go first, then every sweep_interval.
         let jit = self.runtime.jit_managers();
-        let sweepers: Vec<_> = jit.iter().map(|m| m.spawn_sweeper()).collect();
+        let mut tasks: Vec<_> = jit.iter().map(|m| m.spawn_sweeper()).collect();
+        // Sessions a killed predecessor left `live` are incomplete: say so, chained.
+        match self.store.mark_live_incomplete().await {
+            Ok(ids) if !ids.is_empty() => {
+                tracing::warn!(sessions = ?ids, "sessions of a gateway that stopped without ending them are marked incomplete")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not mark incomplete sessions"),
+        }
+        tasks.push(tokio::spawn(self.runtime.sessions.clone().control_loop(
+            self.store.clone(),
+            std::time::Duration::from_millis(250),
+        )));
+        if let (Some(dir), Some(retention)) = (
+            self.runtime.recordings.clone(),
+            self.config.recording.retention,
+        ) {
+            tasks.push(tokio::spawn(super::sessions::purge_loop(
+                self.store.clone(),
+                dir,
+                retention,
+                self.config.recording.purge_interval,
+                self.runtime.sessions.clone(),
+            )));
+        }
         let res = tokio::select! {
             _ = warden_pg::serve(pg, self.runtime.clone()) => Ok(()),
             r = warden_api::serve(http, router) => r.context("HTTP listener failed"),
@@ -148,8 +185,16 @@ impl Gateway {
                 Ok(())
             }
         };
-        for s in sweepers {
-            s.abort();
+        for t in tasks {
+            t.abort();
+        }
+        // Live sessions end with a 57P01 that says why, and finish their recordings.
+        self.runtime
+            .sessions
+            .stop_all(warden_pg::error::Ended::Shutdown);
+        let wait_until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.runtime.sessions.is_empty() && std::time::Instant::now() < wait_until {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         // Session roles go with the gateway: their backends are terminated, their sessions
         // end. Bounded, so a target that is down cannot stall the exit; the next start's

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod sessions;
 pub mod tokens;
 pub mod up;
 

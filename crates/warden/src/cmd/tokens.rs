@@ -11,7 +11,8 @@ use warden_store::Store;
 use super::gateway::builtin_settings;
 use crate::{LocalStore, TokensCommand};
 
-fn local_config(local: &LocalStore) -> anyhow::Result<Config> {
+/// The configuration for commands that work on the local data directory.
+pub fn local_config(local: &LocalStore) -> anyhow::Result<Config> {
     let mut config = match &local.config {
         Some(p) => Config::load_without_secrets(p).map_err(|errs| {
             anyhow::anyhow!("{} problem(s) in the configuration:\n{errs}", errs.0.len())

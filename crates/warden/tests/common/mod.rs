@@ -330,3 +330,31 @@ pub async fn read_result(s: &mut TcpStream) -> Result<QueryResult> {
         }
     }
 }
+
+/// A minimal HTTP/1.0 request to the gateway's HTTP listener: (status, body).
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+) -> Result<(u16, String)> {
+    let mut c = TcpStream::connect(addr).await?;
+    let auth = bearer
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    c.write_all(
+        format!("{method} {path} HTTP/1.0\r\nHost: warden\r\n{auth}Content-Length: 0\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut raw)).await??;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}

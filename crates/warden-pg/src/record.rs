@@ -1,0 +1,521 @@
+//! Turns the frames the proxy loop sees into a session recording: statements (simple
+//! Query, or Parse + Bind + Execute with the Bind parameters), the rows the client received
+//! (capped), and how each statement ended.
+//!
+//! Both directions of the proxy loop feed one [`Recorder`] behind a mutex held only while
+//! a frame is noted, never across an await. Events are buffered and written to the
+//! session's file once per ReadyForQuery, before it is forwarded: everything the client
+//! has been told is finished is on disk (in the page cache, which survives a killed
+//! process).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use warden_policy::statement::{redact, Analysis};
+use warden_recording::event::{
+    Completion, ErrorInfo, EventBody, Notice, ResultRows, SessionEnd, Statement,
+};
+use warden_recording::writer::SessionWriter;
+use warden_wire::{
+    Bind, Close, CommandComplete, DataRow, ErrorResponse, Frame, Message, ObjectKind,
+    RowDescription,
+};
+
+/// Per-statement caps on what is recorded of a result.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordLimits {
+    /// Rows recorded per statement.
+    pub max_rows: usize,
+    /// Bytes of row data recorded per statement.
+    pub max_bytes: usize,
+}
+
+/// Shown instead of a value that may be a secret.
+const REDACTED: &str = "<redacted>";
+
+/// Now, unix microseconds.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// A prepared statement's text as it will be recorded.
+#[derive(Clone)]
+struct Prepared {
+    sql: Arc<str>,
+    class: &'static str,
+    secret: bool,
+    /// Parameter type OIDs from Parse (0 = unspecified), to read binary parameters.
+    types: Arc<[u32]>,
+}
+
+struct Portal {
+    stmt: Prepared,
+    params: Vec<Option<String>>,
+}
+
+/// A statement sent to the target and not yet finished.
+struct Pending {
+    id: u64,
+    extended: bool,
+    secret: bool,
+    started: Instant,
+    columns: Vec<String>,
+    binary: Vec<bool>,
+    rows: Vec<Vec<Option<String>>>,
+    bytes: usize,
+    total_rows: u64,
+    truncated: bool,
+}
+
+enum Queued {
+    Stmt(Pending),
+    Sync,
+}
+
+/// One session's recorder.
+pub struct Recorder {
+    writer: Option<SessionWriter>,
+    limits: RecordLimits,
+    next_id: u64,
+    queue: VecDeque<Queued>,
+    prepared: HashMap<String, Prepared>,
+    portals: HashMap<String, Portal>,
+    /// Set when a ReadyForQuery was noted: flush before forwarding it.
+    dirty: bool,
+    failed: bool,
+}
+
+impl Recorder {
+    /// A recorder writing to `writer`.
+    pub fn new(writer: SessionWriter, limits: RecordLimits) -> Recorder {
+        Recorder {
+            writer: Some(writer),
+            limits,
+            next_id: 1,
+            queue: VecDeque::new(),
+            prepared: HashMap::new(),
+            portals: HashMap::new(),
+            dirty: false,
+            failed: false,
+        }
+    }
+
+    fn push(&mut self, body: EventBody) {
+        if let Some(w) = self.writer.as_mut() {
+            w.push(now_us(), body);
+        }
+    }
+
+    /// Statements recorded so far.
+    pub fn statements(&self) -> u64 {
+        self.next_id - 1
+    }
+
+    /// A client Query: one statement event for the whole text.
+    pub fn query(&mut self, sql: &str, analysis: &Analysis) {
+        let secret = analysis.may_hold_secret(sql);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.push(EventBody::Statement(Statement {
+            id,
+            protocol: "simple".into(),
+            sql: if secret { redact(sql) } else { sql.to_owned() },
+            params: Vec::new(),
+            redacted: secret,
+            class: analysis.riskiest().as_str().into(),
+            decision: "allowed".into(),
+            reason: None,
+        }));
+        self.queue
+            .push_back(Queued::Stmt(pending(id, false, secret)));
+    }
+
+    /// A client Parse (`body` is the whole message body): remembered until Execute.
+    pub fn parse(&mut self, name: &str, sql: &str, analysis: &Analysis, body: &[u8]) {
+        let secret = analysis.may_hold_secret(sql);
+        let text = if secret { redact(sql) } else { sql.to_owned() };
+        self.prepared.insert(
+            name.to_owned(),
+            Prepared {
+                sql: text.into(),
+                class: analysis.riskiest().as_str(),
+                secret,
+                types: param_types(body).into(),
+            },
+        );
+    }
+
+    /// A client Bind: the parameters, as text (binary ones as `\x` hex).
+    pub fn bind(&mut self, frame: &Frame) {
+        let Ok(b) = Bind::from_frame(frame) else {
+            return;
+        };
+        let stmt = self
+            .prepared
+            .get(b.statement())
+            .cloned()
+            .unwrap_or_else(|| Prepared {
+                sql: "<a statement prepared before recording started>".into(),
+                class: "unknown",
+                secret: false,
+                types: Arc::from(Vec::new()),
+            });
+        let params = b
+            .params()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.as_ref().map(|v| {
+                    if stmt.secret {
+                        REDACTED.to_owned()
+                    } else if b.param_format(i) == 1 {
+                        binary_text(v, stmt.types.get(i).copied().unwrap_or(0))
+                    } else {
+                        value_text(v, false)
+                    }
+                })
+            })
+            .collect();
+        self.portals
+            .insert(b.portal().to_owned(), Portal { stmt, params });
+    }
+
+    /// A client Execute: the statement event for the portal's statement.
+    pub fn execute(&mut self, portal: &str) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let (sql, params, class, secret) = match self.portals.get(portal) {
+            Some(p) => (
+                p.stmt.sql.to_string(),
+                p.params.clone(),
+                p.stmt.class,
+                p.stmt.secret,
+            ),
+            None => ("<unknown portal>".to_owned(), Vec::new(), "unknown", false),
+        };
+        self.push(EventBody::Statement(Statement {
+            id,
+            protocol: "extended".into(),
+            sql,
+            params,
+            redacted: secret,
+            class: class.into(),
+            decision: "allowed".into(),
+            reason: None,
+        }));
+        self.queue
+            .push_back(Queued::Stmt(pending(id, true, secret)));
+    }
+
+    /// A client Close.
+    pub fn close(&mut self, frame: &Frame) {
+        if let Ok(c) = Close::from_frame(frame) {
+            match c.kind {
+                ObjectKind::Statement => self.prepared.remove(&c.name),
+                ObjectKind::Portal => self.portals.remove(&c.name).map(|p| p.stmt),
+            };
+        }
+    }
+
+    /// A client Sync.
+    pub fn sync(&mut self) {
+        self.queue.push_back(Queued::Sync);
+    }
+
+    fn head(&mut self) -> Option<&mut Pending> {
+        self.queue.iter_mut().find_map(|q| match q {
+            Queued::Stmt(p) => Some(p),
+            Queued::Sync => None,
+        })
+    }
+
+    /// Whether a DataRow of `len` bytes would still be recorded (otherwise it is streamed
+    /// through and only counted).
+    pub fn wants_row(&mut self, len: usize) -> bool {
+        let limits = self.limits;
+        match self.head() {
+            Some(p) => p.rows.len() < limits.max_rows && p.bytes + len <= limits.max_bytes,
+            None => false,
+        }
+    }
+
+    /// A DataRow that was not recorded (over the caps): counted and marked truncated.
+    pub fn row_skipped(&mut self) {
+        if let Some(p) = self.head() {
+            p.total_rows += 1;
+            p.truncated = true;
+        }
+    }
+
+    /// A target RowDescription.
+    pub fn row_description(&mut self, frame: &Frame) {
+        let Ok(rd) = RowDescription::from_frame(frame) else {
+            return;
+        };
+        if let Some(p) = self.head() {
+            p.columns = rd.fields().iter().map(|f| f.name.clone()).collect();
+            p.binary = rd.fields().iter().map(|f| f.format == 1).collect();
+        }
+    }
+
+    /// A target DataRow within the caps.
+    pub fn data_row(&mut self, frame: &Frame) {
+        let Ok(row) = DataRow::from_frame(frame) else {
+            return;
+        };
+        let len = frame.body().len();
+        if let Some(p) = self.head() {
+            p.total_rows += 1;
+            p.bytes += len;
+            let values = row
+                .columns()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.map(|v| {
+                        if p.secret {
+                            REDACTED.to_owned()
+                        } else {
+                            value_text(v, p.binary.get(i).copied().unwrap_or(false))
+                        }
+                    })
+                })
+                .collect();
+            p.rows.push(values);
+        }
+    }
+
+    fn finish_result(&mut self, tag: Option<String>, error: Option<ErrorInfo>, pop: bool) {
+        let Some(pos) = self.queue.iter().position(|q| matches!(q, Queued::Stmt(_))) else {
+            // An error with no statement pending (e.g. the server shutting down).
+            if let Some(e) = error {
+                self.push(EventBody::Notice(Notice {
+                    kind: "target_error".into(),
+                    message: format!("{} {}", e.code, e.message),
+                }));
+            }
+            return;
+        };
+        let Some(Queued::Stmt(p)) = self.queue.get_mut(pos) else {
+            return;
+        };
+        let id = p.id;
+        let rows = std::mem::take(&mut p.rows);
+        let columns = std::mem::take(&mut p.columns);
+        let truncated = std::mem::replace(&mut p.truncated, false);
+        let total = std::mem::replace(&mut p.total_rows, 0);
+        p.bytes = 0;
+        let duration_us = p.started.elapsed().as_micros() as u64;
+        let secret = p.secret;
+        if pop || p.extended {
+            self.queue.remove(pos);
+        }
+        if !columns.is_empty() || !rows.is_empty() {
+            self.push(EventBody::Result(ResultRows {
+                statement: id,
+                columns,
+                rows,
+                truncated,
+            }));
+        }
+        let error = error.map(|mut e| {
+            if secret {
+                e.message = REDACTED.into();
+            }
+            e
+        });
+        self.push(EventBody::Completion(Completion {
+            statement: id,
+            tag,
+            rows: total,
+            error,
+            duration_us,
+        }));
+    }
+
+    /// A target CommandComplete.
+    pub fn command_complete(&mut self, frame: &Frame) {
+        let tag = CommandComplete::from_frame(frame)
+            .map(|c| c.tag)
+            .unwrap_or_default();
+        self.finish_result(Some(tag), None, false);
+    }
+
+    /// A target EmptyQueryResponse or PortalSuspended.
+    pub fn finished_without_tag(&mut self, what: &str) {
+        self.finish_result(Some(what.to_owned()), None, false);
+    }
+
+    /// A target ErrorResponse.
+    pub fn error(&mut self, frame: &Frame) {
+        let info = match ErrorResponse::from_frame(frame) {
+            Ok(e) => ErrorInfo {
+                code: e.fields.code().unwrap_or("").to_owned(),
+                message: e.fields.message().unwrap_or("").to_owned(),
+            },
+            Err(_) => ErrorInfo {
+                code: "08P01".into(),
+                message: "malformed ErrorResponse".into(),
+            },
+        };
+        self.finish_result(None, Some(info), false);
+    }
+
+    /// A target ReadyForQuery: ends a simple Query, or everything up to a Sync.
+    pub fn ready(&mut self) {
+        while let Some(q) = self.queue.pop_front() {
+            match q {
+                Queued::Sync => break,
+                Queued::Stmt(p) if !p.extended => {
+                    // Its completions were written as they came.
+                    break;
+                }
+                Queued::Stmt(p) => {
+                    // Not run: an earlier statement of the pipeline failed.
+                    self.push(EventBody::Completion(Completion {
+                        statement: p.id,
+                        tag: None,
+                        rows: 0,
+                        error: Some(ErrorInfo {
+                            code: "-".into(),
+                            message: "not run: an earlier statement before Sync failed".into(),
+                        }),
+                        duration_us: 0,
+                    }));
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// A session-level event (idle timeout, kill, …).
+    pub fn notice(&mut self, kind: &str, message: &str) {
+        self.push(EventBody::Notice(Notice {
+            kind: kind.into(),
+            message: message.into(),
+        }));
+        self.dirty = true;
+    }
+
+    /// Writes buffered events if a ReadyForQuery (or notice) asked for it. A failed write
+    /// is an error: the caller ends the session rather than run it unrecorded.
+    pub fn flush_if_dirty(&mut self) -> std::io::Result<()> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
+        if let Some(w) = self.writer.as_mut() {
+            if let Err(e) = w.flush() {
+                if !self.failed {
+                    tracing::error!(error = %e, "could not write the session recording");
+                    metrics::counter!("warden_recording_errors_total").increment(1);
+                }
+                self.failed = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the recording; returns the final hash.
+    pub fn finish(&mut self, reason: &str, error: Option<String>) -> Option<String> {
+        let statements = self.statements();
+        let w = self.writer.take()?;
+        match w.finish(
+            now_us(),
+            SessionEnd {
+                reason: reason.into(),
+                error,
+                statements,
+            },
+        ) {
+            Ok(h) if !self.failed => Some(h),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "could not finish the session recording");
+                None
+            }
+        }
+    }
+}
+
+fn pending(id: u64, extended: bool, secret: bool) -> Pending {
+    Pending {
+        id,
+        extended,
+        secret,
+        started: Instant::now(),
+        columns: Vec::new(),
+        binary: Vec::new(),
+        rows: Vec::new(),
+        bytes: 0,
+        total_rows: 0,
+        truncated: false,
+    }
+}
+
+/// Parse's parameter type OIDs: after the statement name and text, an int16 count and
+/// that many int32 OIDs. A malformed tail yields none (the values then show as hex).
+fn param_types(body: &[u8]) -> Vec<u32> {
+    let mut nul = body
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == 0)
+        .map(|(i, _)| i);
+    let (Some(_), Some(end)) = (nul.next(), nul.next()) else {
+        return Vec::new();
+    };
+    let rest = &body[end + 1..];
+    let Some(n) = rest.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+        return Vec::new();
+    };
+    rest[2..]
+        .chunks_exact(4)
+        .take(n.max(0) as usize)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// A binary-format parameter as text, for the common types; others as `\x` hex.
+fn binary_text(v: &[u8], oid: u32) -> String {
+    let int = |v: &[u8]| -> Option<i64> {
+        Some(match v.len() {
+            2 => i16::from_be_bytes(v.try_into().ok()?) as i64,
+            4 => i32::from_be_bytes(v.try_into().ok()?) as i64,
+            8 => i64::from_be_bytes(v.try_into().ok()?),
+            _ => return None,
+        })
+    };
+    let text = match oid {
+        16 if v.len() == 1 => Some(if v[0] != 0 { "true" } else { "false" }.to_owned()),
+        20 | 21 | 23 | 26 => int(v).map(|n| n.to_string()),
+        700 => v
+            .try_into()
+            .ok()
+            .map(|b: [u8; 4]| f32::from_be_bytes(b).to_string()),
+        701 => v
+            .try_into()
+            .ok()
+            .map(|b: [u8; 8]| f64::from_be_bytes(b).to_string()),
+        19 | 25 | 1042 | 1043 | 114 | 3802 => std::str::from_utf8(v)
+            .ok()
+            .map(|s| s.strip_prefix('\u{1}').unwrap_or(s).to_owned()),
+        2950 if v.len() == 16 => Some(
+            uuid::Uuid::from_slice(v)
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
+        ),
+        _ => None,
+    };
+    text.unwrap_or_else(|| value_text(v, true))
+}
+
+/// A value as text: UTF-8 text as is, anything else (binary format) as `\x` hex.
+fn value_text(v: &[u8], binary: bool) -> String {
+    match (binary, std::str::from_utf8(v)) {
+        (false, Ok(s)) => s.to_owned(),
+        _ => format!("\\x{}", hex::encode(v)),
+    }
+}
