@@ -329,7 +329,10 @@ async fn idle_timeout_spares_a_running_statement() {
     let t = Instant::now();
     let r = simple_query(&mut s, "select pg_sleep(5)").await.unwrap();
     assert!(matches!(r, common::QueryResult::Rows(_)), "{r:?}");
-    assert!(t.elapsed() >= Duration::from_secs(5), "the statement ran to its end");
+    assert!(
+        t.elapsed() >= Duration::from_secs(5),
+        "the statement ran to its end"
+    );
     let idle_from = Instant::now();
     let (code, message) = ended(&mut s, Duration::from_secs(5)).await;
     assert_eq!(code, "57P01");
