@@ -383,6 +383,28 @@ async fn kill_revocation_and_token_expiry_end_live_sessions() {
     assert_eq!(code, "57P01");
     assert!(message.contains("revoked"), "{message}");
 
+    // Revoking an API key ends the sessions it opened just the same.
+    let out = gw
+        .cli(&[
+            "tokens",
+            "issue",
+            "--name",
+            "key-agent",
+            "--groups",
+            "agents",
+            "--api-key",
+        ])
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut s = login(&gw, "app", &key).await;
+    let key_id = key.split('_').nth(1).unwrap().to_owned();
+    let (ok, out) = cli(&gw, &["tokens", "revoke", &key_id]);
+    assert!(ok, "{out}");
+    let (code, message) = ended(&mut s, Duration::from_secs(2)).await;
+    assert_eq!(code, "57P01");
+    assert!(message.contains("revoked"), "{message}");
+
     // A session lives no longer than its token.
     let short = gw.issue_token("short-agent", "agents", "2s").unwrap();
     let mut s = login(&gw, "app", &short).await;
