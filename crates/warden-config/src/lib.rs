@@ -339,7 +339,55 @@ pub struct ConnectionConfig {
     /// End a session open this long (FATAL 57P01).
     #[serde(default, with = "humantime_serde")]
     pub max_session: Option<Duration>,
+    /// Statement rules, first match wins per statement (`[[connections.rules]]`).
+    #[serde(default)]
+    pub rules: Vec<StatementRuleConfig>,
 }
+
+/// `[[connections.rules]]`: what happens to statements that match. Empty lists match
+/// anything; every non-empty list must match.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementRuleConfig {
+    /// `allow` or `deny` (`review` comes with approvals).
+    pub action: RuleAction,
+    /// Statement classes: read, write, ddl, destructive, utility, unknown.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Statement kinds as Warden names them (`DROP TABLE`, `DELETE`, `COPY TO PROGRAM`).
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// Tables (`schema.table`, `table`, `public.*`).
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Functions (`pg_read_file`, `dblink*`).
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// Applies only to these groups (default: everyone).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Members of these groups are exempt.
+    #[serde(default)]
+    pub except_groups: Vec<String>,
+    /// The message a denied client sees.
+    pub message: Option<String>,
+}
+
+/// A statement rule's action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    /// Let matching statements through.
+    Allow,
+    /// Refuse them with ErrorResponse 42501.
+    Deny,
+    /// Hold them for approval (not available yet).
+    Review,
+}
+
+/// Class names a rule may use.
+pub const STATEMENT_CLASSES: &[&str] =
+    &["read", "write", "ddl", "destructive", "utility", "unknown"];
 
 /// `[connections.jit]`: how per-session roles are made and removed.
 ///
@@ -796,6 +844,35 @@ impl Config {
                     }
                 }) {
                     err(rkey("password_env"), e);
+                }
+            }
+            for (j, r) in c.rules.iter().enumerate() {
+                let rkey = |k: &str| format!("connections[{i}].rules[{j}].{k}");
+                if r.action == RuleAction::Review {
+                    err(
+                        rkey("action"),
+                        "\"review\" is not available yet; use \"deny\" (approvals come later)"
+                            .into(),
+                    );
+                }
+                if let Some(bad) = r
+                    .classes
+                    .iter()
+                    .find(|c| !STATEMENT_CLASSES.contains(&c.as_str()))
+                {
+                    err(
+                        rkey("classes"),
+                        format!("{bad:?} is not one of {}", STATEMENT_CLASSES.join(", ")),
+                    );
+                }
+                if r.message
+                    .as_ref()
+                    .is_some_and(|m| m.len() > 1000 || m.contains('\0'))
+                {
+                    err(
+                        rkey("message"),
+                        "must be under 1000 bytes, without NUL".into(),
+                    );
                 }
             }
             for (k, d) in [

@@ -293,3 +293,26 @@ fn jit_problems_are_reported() {
     let all = messages(&nothing).join("\n");
     assert!(all.contains("jit.grant_roles"), "{all}");
 }
+
+#[test]
+fn statement_rules_are_checked() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "x");
+    let ok = format!(
+        "{GOOD}\n[[connections.rules]]\naction = \"deny\"\nclasses = [\"destructive\"]\nexcept_groups = [\"dba\"]\nmessage = \"ask a DBA\"\n"
+    );
+    let c = parse(&ok).unwrap();
+    assert_eq!(c.connections[0].rules[0].action, RuleAction::Deny);
+    let bad =
+        format!("{GOOD}\n[[connections.rules]]\naction = \"review\"\nclasses = [\"dangerous\"]\n");
+    let all = messages(&bad).join("\n");
+    assert!(
+        all.contains("connections[0].rules[0].action: \"review\" is not available yet"),
+        "{all}"
+    );
+    assert!(
+        all.contains("connections[0].rules[0].classes: \"dangerous\" is not one of"),
+        "{all}"
+    );
+    let unknown_action = format!("{GOOD}\n[[connections.rules]]\naction = \"maybe\"\n");
+    assert!(parse(&unknown_action).is_err());
+}

@@ -70,6 +70,10 @@ pub enum SessionError {
     /// A bound or an operator ended the session.
     #[error("session ended: {0}")]
     Ended(Ended),
+    /// A rule denied a statement inside an extended-protocol batch that had already
+    /// partly reached the target; the session ends rather than answer out of order.
+    #[error("statement denied inside a pipeline: {0}")]
+    DeniedInPipeline(String),
     /// The session could not be recorded, so it does not start (fail closed).
     #[error("cannot record the session: {0}")]
     Recording(String),
@@ -184,6 +188,7 @@ impl SessionError {
             SessionError::Jit(_) => "jit_credential",
             SessionError::Ended(e) => e.label(),
             SessionError::Recording(_) => "recording",
+            SessionError::DeniedInPipeline(_) => "denied_in_pipeline",
         }
     }
 
@@ -275,6 +280,11 @@ impl SessionError {
                         .unwrap_or_default()
                 )),
             )),
+            SessionError::DeniedInPipeline(m) => v(
+                "42501",
+                format!("{m} (inside a pipelined batch, so the session ends)"),
+                Some("send the statement on its own, or ask for the rule to be changed"),
+            ),
             SessionError::Recording(_) => v(
                 "58030",
                 "Warden cannot record this session, and sessions do not run unrecorded".into(),

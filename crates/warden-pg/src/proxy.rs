@@ -9,15 +9,20 @@
 //! the configured maximum message size. This is hand-written rather than built on a codec
 //! because a `Framed` stream would split and re-encode every message.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::Notify;
+use warden_policy::rules::{Decision, StatementRules};
 use warden_policy::statement::{Analyzer, StatementClass};
+use warden_types::Identity;
 use warden_types::SessionId;
+use warden_wire::{ErrorResponse, Message, ReadyForQuery, Severity, TransactionStatus};
 use warden_wire::{Frame, WireError};
 
 use crate::error::{Ended, SessionError};
@@ -50,6 +55,10 @@ pub struct SessionCtx {
     pub stop: tokio::sync::watch::Receiver<Option<Ended>>,
     /// Activity clock for the idle timeout.
     pub activity: Activity,
+    /// The connection's statement rules, when it has any.
+    pub rules: Option<Arc<StatementRules>>,
+    /// Who is connected (rules match on groups).
+    pub identity: Identity,
 }
 
 /// What the idle timeout needs to know: statements in flight and when each side last
@@ -61,6 +70,10 @@ pub struct Activity {
     outstanding: AtomicI64,
     last_client_us: AtomicU64,
     last_ready_us: AtomicU64,
+    /// Transaction status of the last ReadyForQuery (`I`, `T` or `E`).
+    status: AtomicU8,
+    /// Signalled at every ReadyForQuery.
+    ready: Notify,
 }
 
 impl Default for Activity {
@@ -70,6 +83,8 @@ impl Default for Activity {
             outstanding: AtomicI64::new(0),
             last_client_us: AtomicU64::new(0),
             last_ready_us: AtomicU64::new(0),
+            status: AtomicU8::new(b'I'),
+            ready: Notify::new(),
         }
     }
 }
@@ -81,6 +96,19 @@ impl Activity {
 
     fn client_spoke(&self) {
         self.last_client_us.store(self.now_us(), Ordering::Relaxed);
+    }
+
+    /// Waits until every statement forwarded so far has been answered.
+    async fn answered(&self) {
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.outstanding.load(Ordering::Acquire) <= 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// How long the session has been idle, or `None` while a statement runs.
@@ -172,6 +200,9 @@ where
     SW: AsyncWrite + Unpin,
 {
     let terminated = AtomicBool::new(false);
+    // Answers the gateway gives itself (a denied statement's error) travel from the
+    // client-side pump to the pump that owns the client's writer.
+    let (inject_tx, mut inject_rx) = unbounded_channel();
     let c2s = pump(
         &mut crd,
         &mut swr,
@@ -179,6 +210,7 @@ where
         ctx,
         &terminated,
         Direction::ToTarget,
+        Side::ToTarget(inject_tx),
     );
     let s2c = pump(
         &mut srd,
@@ -187,6 +219,7 @@ where
         ctx,
         &terminated,
         Direction::ToClient,
+        Side::ToClient(&mut inject_rx),
     );
     let limit = async {
         match &ctx.deadline {
@@ -329,6 +362,24 @@ impl Direction {
     }
 }
 
+/// Each pump's end of the injection channel.
+enum Side<'a> {
+    /// Sends the gateway's own answers.
+    ToTarget(UnboundedSender<Bytes>),
+    /// Writes them to the client between frames.
+    ToClient(&'a mut UnboundedReceiver<Bytes>),
+}
+
+/// A frame the client-side pump does not forward.
+enum Cut {
+    /// Denied by a rule: answer with this message.
+    Denied { tag: u8, message: String },
+    /// Discarded while skipping to Sync after a denied Parse.
+    Skipped,
+    /// The Sync that ends the skipping: answer ReadyForQuery.
+    SkipSync,
+}
+
 /// Moves frames from `rd` to `wr` until `rd` closes, inspecting what `dir` asks for.
 async fn pump<R, W>(
     rd: &mut R,
@@ -337,6 +388,7 @@ async fn pump<R, W>(
     ctx: &SessionCtx,
     terminated: &AtomicBool,
     dir: Direction,
+    mut side: Side<'_>,
 ) -> Result<(), SessionError>
 where
     R: AsyncRead + Unpin,
@@ -344,39 +396,84 @@ where
 {
     // Bytes of a streamed (uninspected) frame still to come.
     let mut passing = 0usize;
+    // Bytes of a cut frame still to be dropped.
+    let mut discard = 0usize;
+    // Client side: extended-protocol messages forwarded since the last Sync, and whether
+    // messages are being skipped until Sync after a denied Parse.
+    let mut unsynced = false;
+    let mut skipping = false;
     loop {
+        if discard > 0 {
+            let n = discard.min(buf.len());
+            buf.advance(n);
+            discard -= n;
+        }
         // `ready`: bytes at the front of `buf` that can be forwarded now.
         let mut ready = 0usize;
         let mut want = READ_CHUNK;
-        loop {
-            if passing > 0 {
-                let n = passing.min(buf.len() - ready);
-                ready += n;
-                passing -= n;
+        let mut cut: Option<(usize, Cut)> = None;
+        // While the rest of a cut frame is still arriving, nothing is walked.
+        if discard == 0 {
+            loop {
                 if passing > 0 {
+                    let n = passing.min(buf.len() - ready);
+                    ready += n;
+                    passing -= n;
+                    if passing > 0 {
+                        break;
+                    }
+                    continue;
+                }
+                let rest = &buf[ready..];
+                let Some((tag, len)) = warden_wire::frame_header(rest, ctx.max_message)
+                    .map_err(|e| dir.protocol_error(e))?
+                else {
+                    break;
+                };
+                if skipping && dir == Direction::ToTarget && tag != b'X' {
+                    // PostgreSQL discards everything after an error until Sync; so does the
+                    // gateway for the error it raised itself.
+                    cut = Some((
+                        len,
+                        if tag == b'S' {
+                            Cut::SkipSync
+                        } else {
+                            Cut::Skipped
+                        },
+                    ));
                     break;
                 }
-                continue;
-            }
-            let rest = &buf[ready..];
-            let Some((tag, len)) = warden_wire::frame_header(rest, ctx.max_message)
-                .map_err(|e| dir.protocol_error(e))?
-            else {
-                break;
-            };
-            match dir.disposition(tag, len, terminated, ctx)? {
-                Disposition::Pass => passing = len,
-                Disposition::Inspect => {
+                let disposition = dir.disposition(tag, len, terminated, ctx)?;
+                if let Disposition::Inspect = disposition {
                     if rest.len() < len {
                         want = want.max((len - rest.len()).min(MAX_RESERVE_AHEAD));
                         break;
                     }
-                    match dir {
-                        Direction::ToTarget => inspect_client(tag, &rest[5..len], ctx)
-                            .map_err(SessionError::ClientProtocol)?,
-                        Direction::ToClient => inspect_target(tag, &rest[5..len], ctx),
+                }
+                match disposition {
+                    Disposition::Pass => {
+                        if dir == Direction::ToTarget {
+                            note_forwarded(tag, &mut unsynced, ctx);
+                        }
+                        passing = len
                     }
-                    ready += len;
+                    Disposition::Inspect => {
+                        match dir {
+                            Direction::ToTarget => {
+                                match inspect_client(tag, &rest[5..len], ctx)
+                                    .map_err(SessionError::ClientProtocol)?
+                                {
+                                    Verdict::Forward => note_forwarded(tag, &mut unsynced, ctx),
+                                    Verdict::Deny(message) => {
+                                        cut = Some((len, Cut::Denied { tag, message }));
+                                        break;
+                                    }
+                                }
+                            }
+                            Direction::ToClient => inspect_target(tag, &rest[5..len], ctx),
+                        }
+                        ready += len;
+                    }
                 }
             }
         }
@@ -395,8 +492,58 @@ where
             // A no-op on TCP; TLS buffers records until flushed.
             wr.flush().await.map_err(|e| dir.write_error(e))?;
         }
+        if let (Some((len, what)), Side::ToTarget(inject)) = (cut, &side) {
+            let have = len.min(buf.len());
+            buf.advance(have);
+            discard = len - have;
+            match what {
+                Cut::Skipped => {}
+                Cut::SkipSync => {
+                    skipping = false;
+                    ctx.activity.answered().await;
+                    let _ = inject.send(ready_for_query(ctx));
+                }
+                Cut::Denied { tag, message } => {
+                    if tag == b'P' && unsynced {
+                        // Earlier messages of this batch already reached the target; an
+                        // answer out of order would corrupt the client's view.
+                        return Err(SessionError::DeniedInPipeline(message));
+                    }
+                    ctx.activity.answered().await;
+                    let mut answer = BytesMut::new();
+                    answer.extend_from_slice(
+                        &ErrorResponse::new(Severity::Error, "42501", message).encode(),
+                    );
+                    if tag == b'Q' {
+                        answer.extend_from_slice(&ready_for_query(ctx));
+                    } else {
+                        skipping = true;
+                    }
+                    let _ = inject.send(answer.freeze());
+                }
+            }
+            continue;
+        }
         buf.reserve(want);
-        let n = rd.read_buf(&mut buf).await.map_err(|e| dir.read_error(e))?;
+        let n = match &mut side {
+            Side::ToClient(inject) => loop {
+                // Injected answers go out only between whole frames.
+                let between = passing == 0;
+                tokio::select! {
+                    r = rd.read_buf(&mut buf) => break r.map_err(|e| dir.read_error(e))?,
+                    Some(answer) = async { if between { inject.recv().await } else { std::future::pending().await } } => {
+                        if let Some(r) = &ctx.recorder {
+                            lock(r)
+                                .flush_if_dirty()
+                                .map_err(|e| SessionError::Recording(e.to_string()))?;
+                        }
+                        wr.write_all(&answer).await.map_err(|e| dir.write_error(e))?;
+                        wr.flush().await.map_err(|e| dir.write_error(e))?;
+                    }
+                }
+            },
+            Side::ToTarget(_) => rd.read_buf(&mut buf).await.map_err(|e| dir.read_error(e))?,
+        };
         if dir == Direction::ToTarget {
             ctx.activity.client_spoke();
         }
@@ -418,13 +565,7 @@ fn lock(r: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
 /// Inspects a client frame: Query and Parse are analysed (cached, so the hot path is
 /// normally a lexer pass and a hash lookup); with recording on, Bind, Execute, Close and
 /// Sync are noted too.
-fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireError> {
-    match tag {
-        b'Q' | b'S' => {
-            ctx.activity.outstanding.fetch_add(1, Ordering::Relaxed);
-        }
-        _ => {}
-    }
+fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, WireError> {
     match tag {
         b'Q' | b'P' => {
             let (name, sql) = match tag {
@@ -436,6 +577,18 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireErro
             ctx.counters.count(class);
             if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
+            }
+            if let Some(rules) = &ctx.rules {
+                if let Decision::Deny { message, .. } | Decision::Review { message, .. } =
+                    rules.decide(&ctx.identity, &analysis)
+                {
+                    let message = format!("Warden denied this statement: {message}");
+                    metrics::counter!("warden_pg_statements_denied_total").increment(1);
+                    if let Some(r) = &ctx.recorder {
+                        lock(r).denied(tag == b'P', sql, &analysis, &message);
+                    }
+                    return Ok(Verdict::Deny(message));
+                }
             }
             if let Some(r) = &ctx.recorder {
                 let mut r = lock(r);
@@ -474,7 +627,41 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<(), WireErro
         }
         _ => {}
     }
-    Ok(())
+    Ok(Verdict::Forward)
+}
+
+/// Whether a client frame goes on to the target.
+enum Verdict {
+    Forward,
+    Deny(String),
+}
+
+/// Bookkeeping for a client frame that is forwarded: statements in flight (for the idle
+/// clock and for ordering the gateway's own answers) and whether an extended-protocol batch
+/// is open.
+fn note_forwarded(tag: u8, unsynced: &mut bool, ctx: &SessionCtx) {
+    match tag {
+        b'Q' => {
+            ctx.activity.outstanding.fetch_add(1, Ordering::Release);
+        }
+        b'S' => {
+            ctx.activity.outstanding.fetch_add(1, Ordering::Release);
+            *unsynced = false;
+        }
+        b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => *unsynced = true,
+        _ => {}
+    }
+}
+
+/// ReadyForQuery with the transaction status the target last reported.
+fn ready_for_query(ctx: &SessionCtx) -> Bytes {
+    let status = ctx.activity.status.load(Ordering::Acquire);
+    let status = match status {
+        b'T' => TransactionStatus::InBlock,
+        b'E' => TransactionStatus::Failed,
+        _ => TransactionStatus::Idle,
+    };
+    ReadyForQuery { status }.encode()
 }
 
 /// Inspects a target frame: ReadyForQuery ends a statement for the idle clock; with
@@ -484,10 +671,15 @@ fn inspect_target(tag: u8, body: &[u8], ctx: &SessionCtx) {
         let a = &ctx.activity;
         let _ = a
             .outstanding
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 Some((n - 1).max(0))
             });
         a.last_ready_us.store(a.now_us(), Ordering::Relaxed);
+        if let Some(&status) = body.first() {
+            a.status.store(status, Ordering::Release);
+        }
+        // Wakes a denied statement's answer waiting for earlier statements to finish.
+        a.ready.notify_waiters();
     }
     let Some(r) = &ctx.recorder else {
         return;

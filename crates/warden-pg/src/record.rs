@@ -134,6 +134,35 @@ impl Recorder {
             .push_back(Queued::Stmt(pending(id, false, secret)));
     }
 
+    /// A statement a rule denied: recorded with the decision and the client's error; it
+    /// never reached the target.
+    pub fn denied(&mut self, extended: bool, sql: &str, analysis: &Analysis, message: &str) {
+        let secret = analysis.may_hold_secret(sql);
+        let id = self.next_id;
+        self.next_id += 1;
+        self.push(EventBody::Statement(Statement {
+            id,
+            protocol: if extended { "extended" } else { "simple" }.into(),
+            sql: if secret { redact(sql) } else { sql.to_owned() },
+            params: Vec::new(),
+            redacted: secret,
+            class: analysis.riskiest().as_str().into(),
+            decision: "denied".into(),
+            reason: Some(message.to_owned()),
+        }));
+        self.push(EventBody::Completion(Completion {
+            statement: id,
+            tag: None,
+            rows: 0,
+            error: Some(ErrorInfo {
+                code: "42501".into(),
+                message: message.to_owned(),
+            }),
+            duration_us: 0,
+        }));
+        self.dirty = true;
+    }
+
     /// A client Parse (`body` is the whole message body): remembered until Execute.
     pub fn parse(&mut self, name: &str, sql: &str, analysis: &Analysis, body: &[u8]) {
         let secret = analysis.may_hold_secret(sql);

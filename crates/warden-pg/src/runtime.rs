@@ -10,7 +10,8 @@ use warden_config::{Config, CredentialsMode, RequireTls, SecretSource};
 use warden_credentials::{JitManager, JitSettings};
 use warden_identity::Authenticator;
 use warden_policy::access::{AccessPolicy, ConnectionRules, RoleMapping};
-use warden_policy::statement::Analyzer;
+use warden_policy::rules::{Action, Rule, StatementRules};
+use warden_policy::statement::{Analyzer, StatementClass};
 use warden_store::Store;
 use warden_types::Secret;
 
@@ -107,6 +108,8 @@ pub struct Runtime {
     pub token_grace: Duration,
     /// `idle_timeout` by connection.
     pub idle_timeouts: HashMap<String, Duration>,
+    /// Statement rules by connection (only connections that have some).
+    pub rules: HashMap<String, Arc<StatementRules>>,
 }
 
 impl Runtime {
@@ -232,6 +235,40 @@ impl Runtime {
                 .iter()
                 .filter_map(|c| c.idle_timeout.map(|d| (c.name.clone(), d)))
                 .collect(),
+            rules: config
+                .connections
+                .iter()
+                .filter(|c| !c.rules.is_empty())
+                .map(|c| (c.name.clone(), Arc::new(statement_rules(&c.rules))))
+                .collect(),
         })
     }
+}
+
+/// The policy form of `[[connections.rules]]` (validated by the config loader).
+fn statement_rules(rules: &[warden_config::StatementRuleConfig]) -> StatementRules {
+    StatementRules::new(
+        rules
+            .iter()
+            .map(|r| Rule {
+                action: match r.action {
+                    warden_config::RuleAction::Allow => Action::Allow,
+                    warden_config::RuleAction::Deny => Action::Deny,
+                    // Until approvals exist, a review rule refuses: failing closed.
+                    warden_config::RuleAction::Review => Action::Deny,
+                },
+                classes: r
+                    .classes
+                    .iter()
+                    .filter_map(|c| StatementClass::from_name(c))
+                    .collect(),
+                kinds: r.kinds.clone(),
+                tables: r.tables.clone(),
+                functions: r.functions.clone(),
+                groups: r.groups.clone(),
+                except_groups: r.except_groups.clone(),
+                message: r.message.clone(),
+            })
+            .collect(),
+    )
 }

@@ -474,6 +474,8 @@ async fn open_session(
             recorder,
             stop,
             activity: Default::default(),
+            rules: rt.rules.get(connection).cloned(),
+            identity: identity.clone(),
             analyzer: rt.analyzer.clone(),
             max_message: rt.max_message,
             counters: proxy::StatementCounters::new(),

@@ -65,6 +65,20 @@ impl StatementClass {
         }
     }
 
+    /// The class named `name` in configuration.
+    pub fn from_name(name: &str) -> Option<StatementClass> {
+        [
+            StatementClass::Read,
+            StatementClass::Write,
+            StatementClass::Ddl,
+            StatementClass::Destructive,
+            StatementClass::Utility,
+            StatementClass::Unknown,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == name)
+    }
+
     /// The lowercase name used in configuration (`"destructive"`).
     pub fn as_str(self) -> &'static str {
         match self {

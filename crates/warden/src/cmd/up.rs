@@ -29,6 +29,7 @@ pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
         roles: vec![],
         idle_timeout: None,
         max_session: None,
+        rules: vec![],
     });
     config
 }
