@@ -222,3 +222,71 @@ async fn a_denial_inside_a_forwarded_pipeline_ends_the_session() {
     );
     assert_eq!(count(&pg).await, "3");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_denied_statement_sent_byte_by_byte_is_still_cut_cleanly() {
+    let (pg, gw) = start().await;
+    let agent = gw.issue_token("rule-agent", "agents", "1h").unwrap();
+    let Login::Ok(mut s) = raw_login(gw.pg, "app", &agent).await.unwrap() else {
+        panic!("login")
+    };
+    let bytes = [q("drop table rules_t"), q("select 7")].concat();
+    for b in bytes {
+        s.write_all(&[b]).await.unwrap();
+        s.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = Vec::new();
+    while seen.iter().filter(|t: &&String| *t == "Z").count() < 2 {
+        let f = common::read_frame(&mut s, &mut buf).await.unwrap();
+        match f.tag() {
+            b'D' => seen.push(String::from_utf8_lossy(&f.body()[6..]).into_owned()),
+            b'E' => seen.push("E".into()),
+            b'Z' => seen.push("Z".into()),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["E", "Z", "7", "Z"]);
+    assert_eq!(count(&pg).await, "3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skipping_to_sync_survives_messages_split_across_reads() {
+    let (pg, gw) = start().await;
+    let agent = gw.issue_token("rule-agent", "agents", "1h").unwrap();
+    let Login::Ok(mut s) = raw_login(gw.pg, "app", &agent).await.unwrap() else {
+        panic!("login")
+    };
+    // A Bind with a large parameter arrives in pieces while the gateway skips to Sync.
+    let big = vec![b'x'; 100_000];
+    let mut bind_body = b"\0\0\0\0\0\x01".to_vec();
+    bind_body.extend_from_slice(&(big.len() as i32).to_be_bytes());
+    bind_body.extend_from_slice(&big);
+    bind_body.extend_from_slice(b"\0\0");
+    let bytes = [
+        frame(b'P', b"\0drop table rules_t\0\0\0"),
+        frame(b'B', &bind_body),
+        frame(b'E', b"\0\0\0\0\0"),
+        frame(b'S', b""),
+        q("select 8"),
+    ]
+    .concat();
+    for chunk in bytes.chunks(997) {
+        s.write_all(chunk).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let mut buf = bytes::BytesMut::new();
+    let mut seen = Vec::new();
+    while seen.iter().filter(|t: &&String| *t == "Z").count() < 2 {
+        let f = common::read_frame(&mut s, &mut buf).await.unwrap();
+        match f.tag() {
+            b'D' => seen.push(String::from_utf8_lossy(&f.body()[6..]).into_owned()),
+            b'E' => seen.push("E".into()),
+            b'Z' => seen.push("Z".into()),
+            _ => {}
+        }
+    }
+    assert_eq!(seen, ["E", "Z", "8", "Z"]);
+    assert_eq!(count(&pg).await, "3");
+}
