@@ -16,7 +16,9 @@ use crate::process::LoggedProcess;
 use crate::workspace_root;
 
 /// How long Node may take to print `READY` (first start after `npm ci` is the slow one).
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Launch attempts before giving up.
+const READY_ATTEMPTS: u32 = 3;
 
 /// Options for [`OidcProvider::start_with`].
 #[derive(Debug, Clone, Default)]
@@ -105,18 +107,34 @@ impl OidcProvider {
 
     async fn launch(&mut self) -> Result<()> {
         let dir = oidc_dir();
-        let mut cmd = Command::new(node_binary());
-        cmd.current_dir(&dir)
-            .arg("server.mjs")
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--keys")
-            .arg(&self.keys_file);
-        if let Some(ttl) = self.options.token_ttl_secs {
-            cmd.env("WARDEN_OIDC_TOKEN_TTL", ttl.to_string());
-        }
-        let process = LoggedProcess::spawn(cmd)?;
-        let line = process.wait_for_line("READY ", READY_TIMEOUT).await?;
+        let command = || {
+            let mut cmd = Command::new(node_binary());
+            cmd.current_dir(&dir)
+                .arg("server.mjs")
+                .arg("--port")
+                .arg(self.port.to_string())
+                .arg("--keys")
+                .arg(&self.keys_file);
+            if let Some(ttl) = self.options.token_ttl_secs {
+                cmd.env("WARDEN_OIDC_TOKEN_TTL", ttl.to_string());
+            }
+            cmd
+        };
+        // Node has been seen, rarely and only on a loaded machine, to start and never reach
+        // `listen`; a fresh process then starts at once. So: a bounded wait, then a retry.
+        let mut attempt = 1;
+        let (process, line) = loop {
+            let mut process = LoggedProcess::spawn(command())?;
+            match process.wait_for_line("READY ", READY_TIMEOUT).await {
+                Ok(line) => break (process, line),
+                Err(e) if attempt < READY_ATTEMPTS => {
+                    eprintln!("oidc provider not ready (attempt {attempt}), restarting: {e:#}");
+                    process.kill().await.ok();
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let issuer = line
             .split_once("READY ")
             .map(|(_, issuer)| issuer.trim().to_owned())

@@ -339,11 +339,9 @@ async fn roles_of_a_killed_gateway_are_swept_on_restart() {
         .unwrap()
         .scalar();
     // A statement still running on the target when the gateway dies.
-    let sql = b"select pg_sleep(60)\0";
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&(sql.len() as i32 + 4).to_be_bytes());
-    q.extend_from_slice(sql);
-    s.write_all(&q).await.unwrap();
+    s.write_all(&common::query_frame("select pg_sleep(60)"))
+        .await
+        .unwrap();
     let backends = format!("SELECT count(*) FROM pg_stat_activity WHERE usename = '{role}'");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(count(&pg, &backends).await, 1);
@@ -413,11 +411,9 @@ async fn max_session_ends_the_session_and_drops_the_role() {
     let (gw, token) = start(&pg).await;
     let mut s = login(&gw, "short", &token).await;
     let started = Instant::now();
-    let sql = b"select pg_sleep(10)\0";
-    let mut q = vec![b'Q'];
-    q.extend_from_slice(&(sql.len() as i32 + 4).to_be_bytes());
-    q.extend_from_slice(sql);
-    s.write_all(&q).await.unwrap();
+    s.write_all(&common::query_frame("select pg_sleep(10)"))
+        .await
+        .unwrap();
     let (code, message) = next_error(&mut s).await;
     assert_eq!(code, "57P01", "{message}");
     assert!(message.contains("maximum length"), "{message}");

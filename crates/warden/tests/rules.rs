@@ -88,21 +88,7 @@ async fn destructive_statements_are_denied_and_the_session_goes_on() {
     s.write_all(&[q("select 'a'"), q("drop table rules_t"), q("select 'b'")].concat())
         .await
         .unwrap();
-    // (One buffer across results: they may arrive in one read.)
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = Vec::new();
-    while seen.iter().filter(|t: &&String| *t == "Z").count() < 3 {
-        let f = match common::read_frame(&mut s, &mut buf).await {
-            Ok(f) => f,
-            Err(e) => panic!("{e}: seen {seen:?}\n{}", gw.logs()),
-        };
-        match f.tag() {
-            b'D' => seen.push(String::from_utf8_lossy(&f.body()[6..]).into_owned()),
-            b'E' => seen.push("E".into()),
-            b'Z' => seen.push("Z".into()),
-            _ => {}
-        }
-    }
+    let seen = common::outline(&mut s, 3).await.unwrap();
     assert_eq!(seen, ["a", "Z", "E", "Z", "b", "Z"]);
 
     // An exempt group may.
@@ -133,11 +119,7 @@ async fn destructive_statements_are_denied_and_the_session_goes_on() {
 }
 
 fn q(sql: &str) -> Vec<u8> {
-    let mut m = vec![b'Q'];
-    m.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
-    m.extend_from_slice(sql.as_bytes());
-    m.push(0);
-    m
+    common::query_frame(sql)
 }
 
 fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -236,17 +218,7 @@ async fn a_denied_statement_sent_byte_by_byte_is_still_cut_cleanly() {
         s.flush().await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = Vec::new();
-    while seen.iter().filter(|t: &&String| *t == "Z").count() < 2 {
-        let f = common::read_frame(&mut s, &mut buf).await.unwrap();
-        match f.tag() {
-            b'D' => seen.push(String::from_utf8_lossy(&f.body()[6..]).into_owned()),
-            b'E' => seen.push("E".into()),
-            b'Z' => seen.push("Z".into()),
-            _ => {}
-        }
-    }
+    let seen = common::outline(&mut s, 2).await.unwrap();
     assert_eq!(seen, ["E", "Z", "7", "Z"]);
     assert_eq!(count(&pg).await, "3");
 }
@@ -276,17 +248,7 @@ async fn skipping_to_sync_survives_messages_split_across_reads() {
         s.write_all(chunk).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let mut buf = bytes::BytesMut::new();
-    let mut seen = Vec::new();
-    while seen.iter().filter(|t: &&String| *t == "Z").count() < 2 {
-        let f = common::read_frame(&mut s, &mut buf).await.unwrap();
-        match f.tag() {
-            b'D' => seen.push(String::from_utf8_lossy(&f.body()[6..]).into_owned()),
-            b'E' => seen.push("E".into()),
-            b'Z' => seen.push("Z".into()),
-            _ => {}
-        }
-    }
+    let seen = common::outline(&mut s, 2).await.unwrap();
     assert_eq!(seen, ["E", "Z", "8", "Z"]);
     assert_eq!(count(&pg).await, "3");
 }

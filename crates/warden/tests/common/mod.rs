@@ -358,3 +358,32 @@ pub async fn http(
         .unwrap_or(0);
     Ok((status, body.to_owned()))
 }
+
+/// A simple Query message for `sql`.
+pub fn query_frame(sql: &str) -> Vec<u8> {
+    let mut m = vec![b'Q'];
+    m.extend_from_slice(&((sql.len() + 5) as i32).to_be_bytes());
+    m.extend_from_slice(sql.as_bytes());
+    m.push(0);
+    m
+}
+
+/// Reads frames until `readies` ReadyForQuery have arrived, one buffer across results
+/// (they may share a read): the first column of each DataRow, `E` for each
+/// ErrorResponse, `Z` for each ReadyForQuery.
+pub async fn outline(s: &mut TcpStream, readies: usize) -> Result<Vec<String>> {
+    let mut buf = BytesMut::new();
+    let mut seen = Vec::new();
+    while seen.iter().filter(|t: &&String| *t == "Z").count() < readies {
+        let f = read_frame(s, &mut buf).await?;
+        match f.tag() {
+            b'D' => {
+                seen.push(String::from_utf8_lossy(f.body().get(6..).unwrap_or(&[])).into_owned())
+            }
+            b'E' => seen.push("E".into()),
+            b'Z' => seen.push("Z".into()),
+            _ => {}
+        }
+    }
+    Ok(seen)
+}
