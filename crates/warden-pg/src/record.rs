@@ -117,13 +117,13 @@ impl Recorder {
 
     /// A client Query: one statement event for the whole text.
     pub fn query(&mut self, sql: &str, analysis: &Analysis) {
-        let secret = analysis.may_hold_secret(sql);
+        let (text, secret) = recordable(sql, analysis);
         let id = self.next_id;
         self.next_id += 1;
         self.push(EventBody::Statement(Statement {
             id,
             protocol: "simple".into(),
-            sql: if secret { redact(sql) } else { sql.to_owned() },
+            sql: text,
             params: Vec::new(),
             redacted: secret,
             class: analysis.riskiest().as_str().into(),
@@ -137,13 +137,13 @@ impl Recorder {
     /// A statement a rule denied: recorded with the decision and the client's error; it
     /// never reached the target.
     pub fn denied(&mut self, extended: bool, sql: &str, analysis: &Analysis, message: &str) {
-        let secret = analysis.may_hold_secret(sql);
+        let (text, secret) = recordable(sql, analysis);
         let id = self.next_id;
         self.next_id += 1;
         self.push(EventBody::Statement(Statement {
             id,
             protocol: if extended { "extended" } else { "simple" }.into(),
-            sql: if secret { redact(sql) } else { sql.to_owned() },
+            sql: text,
             params: Vec::new(),
             redacted: secret,
             class: analysis.riskiest().as_str().into(),
@@ -165,8 +165,7 @@ impl Recorder {
 
     /// A client Parse (`body` is the whole message body): remembered until Execute.
     pub fn parse(&mut self, name: &str, sql: &str, analysis: &Analysis, body: &[u8]) {
-        let secret = analysis.may_hold_secret(sql);
-        let text = if secret { redact(sql) } else { sql.to_owned() };
+        let (text, secret) = recordable(sql, analysis);
         self.prepared.insert(
             name.to_owned(),
             Prepared {
@@ -467,6 +466,15 @@ impl Recorder {
                 None
             }
         }
+    }
+}
+
+/// The text to record for `sql`, and whether it was redacted because it may hold a secret.
+fn recordable(sql: &str, analysis: &Analysis) -> (String, bool) {
+    if analysis.may_hold_secret(sql) {
+        (redact(sql), true)
+    } else {
+        (sql.to_owned(), false)
     }
 }
 

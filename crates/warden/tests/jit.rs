@@ -109,6 +109,16 @@ async fn login(gw: &Gateway, db: &str, token: &str) -> tokio::net::TcpStream {
     }
 }
 
+/// A live session on `app` and the JIT role it runs as.
+async fn session_role(gw: &Gateway, token: &str) -> (tokio::net::TcpStream, String) {
+    let mut s = login(gw, "app", token).await;
+    let role = simple_query(&mut s, "select current_user")
+        .await
+        .unwrap()
+        .scalar();
+    (s, role)
+}
+
 async fn count(pg: &PgCluster, sql: &str) -> i64 {
     pg.psql(sql).await.unwrap().trim().parse().unwrap()
 }
@@ -333,11 +343,7 @@ async fn misconfiguration_is_named_and_the_gateway_keeps_serving() {
 async fn roles_of_a_killed_gateway_are_swept_on_restart() {
     let pg = cluster().await;
     let (gw, token) = start(&pg).await;
-    let mut s = login(&gw, "app", &token).await;
-    let role = simple_query(&mut s, "select current_user")
-        .await
-        .unwrap()
-        .scalar();
+    let (mut s, role) = session_role(&gw, &token).await;
     // A statement still running on the target when the gateway dies.
     s.write_all(&common::query_frame("select pg_sleep(60)"))
         .await
@@ -435,11 +441,7 @@ async fn max_session_ends_the_session_and_drops_the_role() {
 async fn shutdown_drops_live_roles_and_metrics_show_setup_latency() {
     let pg = cluster().await;
     let (gw, token) = start(&pg).await;
-    let mut s = login(&gw, "app", &token).await;
-    let role = simple_query(&mut s, "select current_user")
-        .await
-        .unwrap()
-        .scalar();
+    let (_session, role) = session_role(&gw, &token).await;
 
     // Setup latency by credential kind, and the live-role gauge.
     let metrics = http_get(gw.http, "/metrics").await;
