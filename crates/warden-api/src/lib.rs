@@ -1,8 +1,9 @@
 //! Warden's HTTP surface: `/healthz`, Prometheus `/metrics`, and under `/api/v1` the
-//! recorded sessions and the audit ([`sessions`]). The rest of the REST API and the console
-//! come later.
+//! recorded sessions and the audit ([`sessions`]), reviews and access requests
+//! ([`reviews`]). The rest of the REST API and the console come later.
 #![forbid(unsafe_code)]
 
+pub mod reviews;
 pub mod sessions;
 
 use std::net::SocketAddr;
@@ -26,19 +27,24 @@ pub fn install_metrics() -> Option<PrometheusHandle> {
     PrometheusBuilder::new().install_recorder().ok()
 }
 
-/// The router; `sessions` adds the session and audit routes.
+/// The router; `sessions` adds the session and audit routes, `reviews` the review and
+/// access-request routes.
 pub fn router(
     metrics: Option<PrometheusHandle>,
     sessions: Option<sessions::SessionsApi>,
+    reviews: Option<reviews::ReviewsApi>,
 ) -> Router {
-    let base = Router::new()
+    let mut base = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
         .with_state(ApiState { metrics });
-    match sessions {
-        Some(api) => base.merge(sessions::routes(api)),
-        None => base,
+    if let Some(api) = sessions {
+        base = base.merge(sessions::routes(api));
     }
+    if let Some(api) = reviews {
+        base = base.merge(reviews::routes(api));
+    }
+    base
 }
 
 async fn healthz() -> impl IntoResponse {

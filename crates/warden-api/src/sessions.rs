@@ -48,7 +48,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Problem {
             status,
             code,
@@ -75,7 +75,7 @@ impl IntoResponse for Problem {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> Problem {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "API request failed");
     Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,21 +92,7 @@ enum Need {
 
 impl SessionsApi {
     async fn caller(&self, headers: &HeaderMap, need: Need) -> Result<Identity, Problem> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "send Authorization: Bearer <token or API key>",
-                )
-            })?;
-        let who =
-            self.auth.authenticate(token.trim()).await.map_err(|e| {
-                Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.reason())
-            })?;
+        let who = bearer_identity(&self.auth, headers).await?;
         let admin = self.admin_groups.iter().any(|g| who.in_group(g));
         let auditor = admin || self.auditor_groups.iter().any(|g| who.in_group(g));
         let ok = match need {
@@ -126,6 +112,27 @@ impl SessionsApi {
         }
         Ok(who)
     }
+}
+
+/// Who sent the request: its `Authorization: Bearer` token or API key, checked.
+pub(crate) async fn bearer_identity(
+    auth: &Authenticator,
+    headers: &HeaderMap,
+) -> Result<Identity, Problem> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send Authorization: Bearer <token or API key>",
+            )
+        })?;
+    auth.authenticate(token.trim())
+        .await
+        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.reason()))
 }
 
 /// The routes, to merge into the gateway's router.

@@ -342,6 +342,71 @@ pub struct ConnectionConfig {
     /// Statement rules, first match wins per statement (`[[connections.rules]]`).
     #[serde(default)]
     pub rules: Vec<StatementRuleConfig>,
+    /// `[connections.webhook]`: told at once when a review or access request opens and
+    /// closes.
+    pub webhook: Option<WebhookConfig>,
+    /// `[connections.access_requests]`: identities outside `allow_groups` may ask for a
+    /// time-bound grant; absent, nobody can.
+    pub access_requests: Option<AccessRequestsConfig>,
+}
+
+/// `[connections.webhook]`: a JSON POST signed with HMAC-SHA256 (see the README).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` or `https://` URL (Slack incoming webhooks work as they are).
+    pub url: String,
+    /// Environment variable holding the signing secret.
+    pub secret_env: Option<String>,
+    /// File holding the signing secret.
+    pub secret_file: Option<PathBuf>,
+    /// Per-attempt timeout.
+    #[serde(default = "default_webhook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Attempts per notification, with exponential back-off between them.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+}
+
+impl WebhookConfig {
+    /// Where the signing secret comes from.
+    pub fn secret_source(&self) -> SecretSource {
+        SecretSource::from_parts(&self.secret_env, &self.secret_file).unwrap_or(SecretSource::None)
+    }
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_webhook_attempts() -> u32 {
+    5
+}
+
+/// `[connections.access_requests]`: who may approve time-bound access, and for how long.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRequestsConfig {
+    /// Groups whose members approve requests.
+    pub approver_groups: Vec<String>,
+    /// Distinct approvals needed.
+    #[serde(default = "default_approvals")]
+    pub approvals: u32,
+    /// Longest grant that may be asked for.
+    #[serde(default = "default_max_grant", with = "humantime_serde")]
+    pub max_duration: Duration,
+    /// A request nobody decides within this long expires.
+    #[serde(default = "default_review_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_approvals() -> u32 {
+    1
+}
+fn default_max_grant() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+fn default_review_timeout() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[[connections.rules]]`: what happens to statements that match. Empty lists match
@@ -349,7 +414,7 @@ pub struct ConnectionConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StatementRuleConfig {
-    /// `allow` or `deny` (`review` comes with approvals).
+    /// `allow`, `deny` or `review`.
     pub action: RuleAction,
     /// Statement classes: read, write, ddl, destructive, utility, unknown.
     #[serde(default)]
@@ -369,8 +434,17 @@ pub struct StatementRuleConfig {
     /// Members of these groups are exempt.
     #[serde(default)]
     pub except_groups: Vec<String>,
-    /// The message a denied client sees.
+    /// The message a denied client sees, and approvers of a review.
     pub message: Option<String>,
+    /// `review`: groups whose members may approve (required).
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// `review`: distinct approvals needed.
+    #[serde(default = "default_approvals")]
+    pub approvals: u32,
+    /// `review`: how long a statement is held before it is rejected.
+    #[serde(default = "default_review_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 /// A statement rule's action.
@@ -381,7 +455,7 @@ pub enum RuleAction {
     Allow,
     /// Refuse them with ErrorResponse 42501.
     Deny,
-    /// Hold them for approval (not available yet).
+    /// Hold them until approved.
     Review,
 }
 
@@ -849,10 +923,23 @@ impl Config {
             for (j, r) in c.rules.iter().enumerate() {
                 let rkey = |k: &str| format!("connections[{i}].rules[{j}].{k}");
                 if r.action == RuleAction::Review {
+                    if r.approver_groups.iter().all(|g| g.trim().is_empty()) {
+                        err(
+                            rkey("approver_groups"),
+                            "a review rule needs at least one approver group".into(),
+                        );
+                    }
+                    if !(1..=10).contains(&r.approvals) {
+                        err(rkey("approvals"), "must be between 1 and 10".into());
+                    }
+                    if r.timeout < Duration::from_secs(1) || r.timeout > Duration::from_secs(86400)
+                    {
+                        err(rkey("timeout"), "must be between 1s and 24h".into());
+                    }
+                } else if !r.approver_groups.is_empty() {
                     err(
-                        rkey("action"),
-                        "\"review\" is not available yet; use \"deny\" (approvals come later)"
-                            .into(),
+                        rkey("approver_groups"),
+                        "only a review rule has approvers".into(),
                     );
                 }
                 if let Some(bad) = r
@@ -873,6 +960,54 @@ impl Config {
                         rkey("message"),
                         "must be under 1000 bytes, without NUL".into(),
                     );
+                }
+            }
+            if let Some(w) = &c.webhook {
+                let wkey = |k: &str| format!("connections[{i}].webhook.{k}");
+                let scheme_ok = w.url.starts_with("https://") || w.url.starts_with("http://");
+                if !scheme_ok || w.url.len() > 2048 || w.url.chars().any(char::is_whitespace) {
+                    err(wkey("url"), "must be an http(s) URL".into());
+                }
+                match SecretSource::from_parts(&w.secret_env, &w.secret_file) {
+                    None => err(
+                        wkey("secret_env"),
+                        "set secret_env or secret_file, not both".into(),
+                    ),
+                    Some(SecretSource::None) => err(
+                        wkey("secret_env"),
+                        "a webhook needs a signing secret (secret_env or secret_file)".into(),
+                    ),
+                    Some(src) if secrets => match src.load() {
+                        Ok(Some(v)) if v.expose().len() < 16 => err(
+                            wkey("secret_env"),
+                            "the signing secret must be at least 16 bytes".into(),
+                        ),
+                        Ok(_) => {}
+                        Err(e) => err(wkey("secret_env"), e),
+                    },
+                    Some(_) => {}
+                }
+                if w.timeout.is_zero() || w.timeout > Duration::from_secs(60) {
+                    err(wkey("timeout"), "must be between 1ms and 60s".into());
+                }
+                if !(1..=20).contains(&w.max_attempts) {
+                    err(wkey("max_attempts"), "must be between 1 and 20".into());
+                }
+            }
+            if let Some(a) = &c.access_requests {
+                let akey = |k: &str| format!("connections[{i}].access_requests.{k}");
+                if a.approver_groups.iter().all(|g| g.trim().is_empty()) {
+                    err(akey("approver_groups"), "list at least one group".into());
+                }
+                if !(1..=10).contains(&a.approvals) {
+                    err(akey("approvals"), "must be between 1 and 10".into());
+                }
+                if a.max_duration < Duration::from_secs(1) {
+                    err(akey("max_duration"), "must be at least 1s".into());
+                }
+                if a.timeout < Duration::from_secs(1) || a.timeout > Duration::from_secs(7 * 86400)
+                {
+                    err(akey("timeout"), "must be between 1s and 7 days".into());
                 }
             }
             for (k, d) in [

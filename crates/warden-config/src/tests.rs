@@ -306,7 +306,7 @@ fn statement_rules_are_checked() {
         format!("{GOOD}\n[[connections.rules]]\naction = \"review\"\nclasses = [\"dangerous\"]\n");
     let all = messages(&bad).join("\n");
     assert!(
-        all.contains("connections[0].rules[0].action: \"review\" is not available yet"),
+        all.contains("connections[0].rules[0].approver_groups: a review rule needs"),
         "{all}"
     );
     assert!(
@@ -315,4 +315,53 @@ fn statement_rules_are_checked() {
     );
     let unknown_action = format!("{GOOD}\n[[connections.rules]]\naction = \"maybe\"\n");
     assert!(parse(&unknown_action).is_err());
+}
+
+#[test]
+fn review_rules_webhooks_and_access_requests_are_checked() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "x");
+    std::env::set_var("WARDEN_CONFIG_TEST_HOOK", "0123456789abcdef0123");
+    std::env::set_var("WARDEN_CONFIG_TEST_SHORT_HOOK", "short");
+    let ok = format!(
+        "{GOOD}\n[[connections.rules]]\naction = \"review\"\nclasses = [\"destructive\"]\napprover_groups = [\"dba\"]\napprovals = 2\ntimeout = \"90s\"\n\
+         [connections.webhook]\nurl = \"https://hooks.example/T1\"\nsecret_env = \"WARDEN_CONFIG_TEST_HOOK\"\n\
+         [connections.access_requests]\napprover_groups = [\"dba\"]\nmax_duration = \"1h\"\n"
+    );
+    let c = parse(&ok).unwrap();
+    let r = &c.connections[0].rules[0];
+    assert_eq!(r.action, RuleAction::Review);
+    assert_eq!(r.approvals, 2);
+    assert_eq!(r.timeout, std::time::Duration::from_secs(90));
+    let w = c.connections[0].webhook.as_ref().unwrap();
+    assert_eq!(w.max_attempts, 5);
+    let a = c.connections[0].access_requests.as_ref().unwrap();
+    assert_eq!(a.max_duration, std::time::Duration::from_secs(3600));
+    assert_eq!(a.timeout, std::time::Duration::from_secs(300));
+
+    let bad = format!(
+        "{GOOD}\n[[connections.rules]]\naction = \"review\"\napprover_groups = [\"dba\"]\napprovals = 0\ntimeout = \"0s\"\n\
+         [[connections.rules]]\naction = \"deny\"\napprover_groups = [\"dba\"]\n\
+         [connections.webhook]\nurl = \"ftp://x\"\nsecret_env = \"WARDEN_CONFIG_TEST_SHORT_HOOK\"\nmax_attempts = 0\n\
+         [connections.access_requests]\napprover_groups = []\nmax_duration = \"0s\"\n"
+    );
+    let all = messages(&bad).join("\n");
+    for want in [
+        "connections[0].rules[0].approvals: must be between 1 and 10",
+        "connections[0].rules[0].timeout: must be between 1s and 24h",
+        "connections[0].rules[1].approver_groups: only a review rule has approvers",
+        "connections[0].webhook.url: must be an http(s) URL",
+        "connections[0].webhook.secret_env: the signing secret must be at least 16 bytes",
+        "connections[0].webhook.max_attempts: must be between 1 and 20",
+        "connections[0].access_requests.approver_groups: list at least one group",
+        "connections[0].access_requests.max_duration: must be at least 1s",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(
+        !all.contains("short"),
+        "a secret leaked into an error: {all}"
+    );
+    let no_secret = format!("{GOOD}\n[connections.webhook]\nurl = \"http://127.0.0.1:9/h\"\n");
+    let all = messages(&no_secret).join("\n");
+    assert!(all.contains("a webhook needs a signing secret"), "{all}");
 }

@@ -18,6 +18,8 @@ pub struct CancelTarget {
     pub process_id: i32,
     /// The backend's secret key.
     pub secret_key: Vec<u8>,
+    /// The session's held statement, which a cancel withdraws instead.
+    pub hold: std::sync::Arc<crate::hold::HoldSignal>,
 }
 
 /// The key a client was given.
@@ -121,6 +123,7 @@ mod tests {
             port: 5432,
             process_id: 42,
             secret_key: vec![1, 2, 3, 4],
+            hold: Default::default(),
         }
     }
 

@@ -94,6 +94,8 @@ pub enum Ended {
     Revoked,
     /// The gateway is shutting down.
     Shutdown,
+    /// The approved access request that allowed the session has run out.
+    GrantExpired,
 }
 
 impl Ended {
@@ -106,6 +108,7 @@ impl Ended {
             Ended::Killed(_) => "killed",
             Ended::Revoked => "revoked",
             Ended::Shutdown => "shutdown",
+            Ended::GrantExpired => "grant_expired",
         }
     }
 }
@@ -118,6 +121,9 @@ impl std::fmt::Display for Ended {
                  credential's max_ttl)",
             ),
             Ended::TokenExpired => f.write_str("the token that opened this session has expired"),
+            Ended::GrantExpired => f.write_str(
+                "the access request that allowed this session has expired; ask for access again",
+            ),
             Ended::Idle(d) => write!(
                 f,
                 "no statement ran for {} (idle_timeout)",

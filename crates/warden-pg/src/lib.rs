@@ -11,6 +11,7 @@
 pub mod backend;
 pub mod cancel;
 pub mod error;
+pub mod hold;
 mod io;
 pub mod proxy;
 pub mod record;

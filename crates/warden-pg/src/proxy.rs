@@ -18,15 +18,19 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::Notify;
+use warden_approvals::hub::{NewReview, Outcome};
 use warden_policy::rules::{Decision, StatementRules};
 use warden_policy::statement::{Analyzer, StatementClass};
 use warden_types::Identity;
 use warden_types::SessionId;
-use warden_wire::{ErrorResponse, Message, ReadyForQuery, Severity, TransactionStatus};
+use warden_wire::{
+    ErrorResponse, Message, NoticeResponse, ReadyForQuery, Severity, TransactionStatus,
+};
 use warden_wire::{Frame, WireError};
 
 use crate::error::{Ended, SessionError};
-use crate::record::Recorder;
+use crate::hold::{Held, HoldSignal, ReviewTracker, Reviews};
+use crate::record::{recordable, Recorder};
 use crate::stream::ClientStream;
 
 /// What the proxy loop knows about its session.
@@ -59,6 +63,10 @@ pub struct SessionCtx {
     pub rules: Option<Arc<StatementRules>>,
     /// Who is connected (rules match on groups).
     pub identity: Identity,
+    /// Review rules' settings, when the connection has any.
+    pub reviews: Option<Arc<Reviews>>,
+    /// Lets a cancel request withdraw a held statement.
+    pub hold: Arc<HoldSignal>,
 }
 
 /// What the idle timeout needs to know: statements in flight and when each side last
@@ -74,6 +82,9 @@ pub struct Activity {
     status: AtomicU8,
     /// Signalled at every ReadyForQuery.
     ready: Notify,
+    /// Sent to the client just before the next ReadyForQuery (a refused Execute's error,
+    /// placed after the target's answers to the earlier messages of its batch).
+    splice: Mutex<Option<Bytes>>,
 }
 
 impl Default for Activity {
@@ -85,6 +96,7 @@ impl Default for Activity {
             last_ready_us: AtomicU64::new(0),
             status: AtomicU8::new(b'I'),
             ready: Notify::new(),
+            splice: Mutex::new(None),
         }
     }
 }
@@ -109,6 +121,14 @@ impl Activity {
             }
             notified.await;
         }
+    }
+
+    fn set_splice(&self, bytes: Bytes) {
+        *self.splice.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+    }
+
+    fn take_splice(&self) -> Option<Bytes> {
+        self.splice.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// How long the session has been idle, or `None` while a statement runs.
@@ -309,7 +329,9 @@ impl Direction {
         let recording = ctx.recorder.is_some();
         Ok(match (self, tag) {
             (Direction::ToTarget, b'Q' | b'P' | b'S') => Disposition::Inspect,
-            (Direction::ToTarget, b'B' | b'E' | b'C') if recording => Disposition::Inspect,
+            (Direction::ToTarget, b'B' | b'E' | b'C') if recording || ctx.reviews.is_some() => {
+                Disposition::Inspect
+            }
             (Direction::ToTarget, b'X') => {
                 terminated.store(true, Ordering::Relaxed);
                 Disposition::Pass
@@ -378,7 +400,28 @@ enum Cut {
     Skipped,
     /// The Sync that ends the skipping: answer ReadyForQuery.
     SkipSync,
+    /// Held for review (a Query, or an Execute of `portal`).
+    Hold {
+        tag: u8,
+        held: Box<Held>,
+        portal: String,
+    },
 }
+
+/// How a hold ended.
+enum HoldEnd {
+    /// Approved: forward the held frame. `reason` goes into the recording.
+    Released { reason: String },
+    /// Not run: answer with this SQLSTATE and message.
+    Refused {
+        code: &'static str,
+        decision: &'static str,
+        message: String,
+    },
+}
+
+/// The Sync the gateway sends itself to close a batch whose Execute was refused.
+const SYNC: &[u8] = &[b'S', 0, 0, 0, 4];
 
 /// Moves frames from `rd` to `wr` until `rd` closes, inspecting what `dir` asks for.
 async fn pump<R, W>(
@@ -402,6 +445,11 @@ where
     // messages are being skipped until Sync after a denied Parse.
     let mut unsynced = false;
     let mut skipping = false;
+    // The client's Sync ending the skipping was already sent by the gateway: drop it.
+    let mut sync_sent = false;
+    let mut tracker = ReviewTracker::default();
+    // Target side: an error to put just before a ReadyForQuery.
+    let mut splice: Option<(usize, Bytes)> = None;
     loop {
         if discard > 0 {
             let n = discard.min(buf.len());
@@ -435,9 +483,13 @@ where
                     // gateway for the error it raised itself.
                     cut = Some((
                         len,
-                        if tag == b'S' {
+                        if tag == b'S' && !sync_sent {
                             Cut::SkipSync
                         } else {
+                            if tag == b'S' {
+                                skipping = false;
+                                sync_sent = false;
+                            }
                             Cut::Skipped
                         },
                     ));
@@ -460,7 +512,7 @@ where
                     Disposition::Inspect => {
                         match dir {
                             Direction::ToTarget => {
-                                match inspect_client(tag, &rest[5..len], ctx)
+                                match inspect_client(tag, &rest[5..len], ctx, &mut tracker)
                                     .map_err(SessionError::ClientProtocol)?
                                 {
                                     Verdict::Forward => note_forwarded(tag, &mut unsynced, ctx),
@@ -468,9 +520,25 @@ where
                                         cut = Some((len, Cut::Denied { tag, message }));
                                         break;
                                     }
+                                    Verdict::Hold(held) => {
+                                        let portal = if tag == b'E' {
+                                            cstr(&rest[5..len]).to_owned()
+                                        } else {
+                                            String::new()
+                                        };
+                                        cut = Some((len, Cut::Hold { tag, held, portal }));
+                                        break;
+                                    }
                                 }
                             }
-                            Direction::ToClient => inspect_target(tag, &rest[5..len], ctx),
+                            Direction::ToClient => {
+                                if tag == b'Z' && splice.is_none() {
+                                    if let Some(bytes) = ctx.activity.take_splice() {
+                                        splice = Some((ready, bytes));
+                                    }
+                                }
+                                inspect_target(tag, &rest[5..len], ctx)
+                            }
                         }
                         ready += len;
                     }
@@ -488,16 +556,86 @@ where
                 }
             }
             let chunk = buf.split_to(ready);
-            wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?;
+            match splice.take() {
+                Some((at, bytes)) => {
+                    wr.write_all(&chunk[..at])
+                        .await
+                        .map_err(|e| dir.write_error(e))?;
+                    wr.write_all(&bytes).await.map_err(|e| dir.write_error(e))?;
+                    wr.write_all(&chunk[at..])
+                        .await
+                        .map_err(|e| dir.write_error(e))?;
+                }
+                None => wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?,
+            }
             // A no-op on TCP; TLS buffers records until flushed.
             wr.flush().await.map_err(|e| dir.write_error(e))?;
+        }
+        if let (Some((len, Cut::Hold { tag, held, portal })), Side::ToTarget(inject)) =
+            (&cut, &side)
+        {
+            let (tag, len) = (*tag, *len);
+            if tag == b'Q' && unsynced {
+                return Err(SessionError::DeniedInPipeline(
+                    "a statement needing review cannot follow unsynchronised extended-protocol messages".into(),
+                ));
+            }
+            // Held frames are inspected, so the whole frame is in the buffer.
+            let frame = buf.split_to(len).freeze();
+            match hold_statement(ctx, held, inject, rd, &mut buf).await? {
+                HoldEnd::Released { reason } => {
+                    if let Some(r) = &ctx.recorder {
+                        let mut r = lock(r);
+                        if tag == b'Q' {
+                            r.held_query(&held.sql, held.secret, held.class, &reason);
+                        } else {
+                            r.held_execute(portal, &reason);
+                        }
+                    }
+                    wr.write_all(&frame).await.map_err(|e| dir.write_error(e))?;
+                    wr.flush().await.map_err(|e| dir.write_error(e))?;
+                    note_forwarded(tag, &mut unsynced, ctx);
+                }
+                HoldEnd::Refused {
+                    code,
+                    decision,
+                    message,
+                } => {
+                    if let Some(r) = &ctx.recorder {
+                        lock(r).refused(held, decision, code, &message);
+                    }
+                    let error = ErrorResponse::new(Severity::Error, code, message).encode();
+                    if tag == b'Q' {
+                        let mut answer = BytesMut::from(&error[..]);
+                        answer.extend_from_slice(&ready_for_query(ctx));
+                        let _ = inject.send(answer.freeze());
+                    } else if unsynced {
+                        // The target holds this batch's earlier messages: end the batch
+                        // with the gateway's own Sync and put the error just before its
+                        // ReadyForQuery; the client's Sync is then dropped.
+                        ctx.activity.set_splice(error);
+                        if let Some(r) = &ctx.recorder {
+                            lock(r).sync();
+                        }
+                        note_forwarded(b'S', &mut unsynced, ctx);
+                        wr.write_all(SYNC).await.map_err(|e| dir.write_error(e))?;
+                        wr.flush().await.map_err(|e| dir.write_error(e))?;
+                        skipping = true;
+                        sync_sent = true;
+                    } else {
+                        let _ = inject.send(error);
+                        skipping = true;
+                    }
+                }
+            }
+            continue;
         }
         if let (Some((len, what)), Side::ToTarget(inject)) = (cut, &side) {
             let have = len.min(buf.len());
             buf.advance(have);
             discard = len - have;
             match what {
-                Cut::Skipped => {}
+                Cut::Skipped | Cut::Hold { .. } => {}
                 Cut::SkipSync => {
                     skipping = false;
                     ctx.activity.answered().await;
@@ -563,9 +701,14 @@ fn lock(r: &Mutex<Recorder>) -> std::sync::MutexGuard<'_, Recorder> {
 }
 
 /// Inspects a client frame: Query and Parse are analysed (cached, so the hot path is
-/// normally a lexer pass and a hash lookup); with recording on, Bind, Execute, Close and
-/// Sync are noted too.
-fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, WireError> {
+/// normally a lexer pass and a hash lookup); with recording or reviews on, Bind, Execute,
+/// Close and Sync are noted too.
+fn inspect_client(
+    tag: u8,
+    body: &[u8],
+    ctx: &SessionCtx,
+    tracker: &mut ReviewTracker,
+) -> Result<Verdict, WireError> {
     match tag {
         b'Q' | b'P' => {
             let (name, sql) = match tag {
@@ -578,10 +721,39 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, Wir
             if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
             }
+            let mut review = None;
             if let Some(rules) = &ctx.rules {
-                if let Decision::Deny { message, .. } | Decision::Review { message, .. } =
-                    rules.decide(&ctx.identity, &analysis)
-                {
+                let refusal = match rules.decide(&ctx.identity, &analysis) {
+                    Decision::Allow => None,
+                    Decision::Deny { message, .. } => Some(message),
+                    Decision::Review { rule, message } => {
+                        let spec = ctx
+                            .reviews
+                            .as_ref()
+                            .and_then(|r| r.specs.get(rule))
+                            .and_then(Option::as_ref);
+                        match spec {
+                            Some(_) => {
+                                let (text, secret) = recordable(sql, &analysis);
+                                review = Some(Held {
+                                    rule,
+                                    message,
+                                    sql: text,
+                                    secret,
+                                    class: class.as_str(),
+                                    params: Vec::new(),
+                                    extended: tag == b'P',
+                                });
+                                None
+                            }
+                            // No approvals for this rule: failing closed.
+                            None => Some(format!(
+                                "{message} (needs a review, and approvals are unavailable)"
+                            )),
+                        }
+                    }
+                };
+                if let Some(message) = refusal {
                     let message = format!("Warden denied this statement: {message}");
                     metrics::counter!("warden_pg_statements_denied_total").increment(1);
                     if let Some(r) = &ctx.recorder {
@@ -589,6 +761,13 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, Wir
                     }
                     return Ok(Verdict::Deny(message));
                 }
+            }
+            if tag == b'Q' {
+                if let Some(held) = review {
+                    return Ok(Verdict::Hold(Box::new(held)));
+                }
+            } else if ctx.reviews.is_some() {
+                tracker.parse(name, body, review);
             }
             if let Some(r) = &ctx.recorder {
                 let mut r = lock(r);
@@ -605,6 +784,16 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, Wir
             }
         }
         b'B' | b'C' => {
+            if ctx.reviews.is_some() {
+                if tag == b'B' {
+                    // A Bind the tracker cannot read could bind a reviewed statement
+                    // unseen: refuse it (failing closed).
+                    tracker.bind(body)?;
+                } else {
+                    let kind = *body.first().ok_or(WireError::Malformed { what: "Close" })?;
+                    tracker.close(kind, cstr(&body[1..]));
+                }
+            }
             if let Some(r) = &ctx.recorder {
                 let frame = Frame::new(tag, body);
                 let mut r = lock(r);
@@ -616,12 +805,11 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, Wir
             }
         }
         b'E' => {
+            let portal = cstr(body);
+            if let Some(held) = tracker.execute(portal) {
+                return Ok(Verdict::Hold(Box::new(held)));
+            }
             if let Some(r) = &ctx.recorder {
-                let portal = body
-                    .iter()
-                    .position(|&b| b == 0)
-                    .and_then(|end| std::str::from_utf8(&body[..end]).ok())
-                    .unwrap_or("");
                 lock(r).execute(portal);
             }
         }
@@ -630,10 +818,168 @@ fn inspect_client(tag: u8, body: &[u8], ctx: &SessionCtx) -> Result<Verdict, Wir
     Ok(Verdict::Forward)
 }
 
+/// The NUL-terminated string at the start of `body` (empty when malformed).
+fn cstr(body: &[u8]) -> &str {
+    body.iter()
+        .position(|&b| b == 0)
+        .and_then(|end| std::str::from_utf8(&body[..end]).ok())
+        .unwrap_or("")
+}
+
 /// Whether a client frame goes on to the target.
 enum Verdict {
     Forward,
     Deny(String),
+    Hold(Box<Held>),
+}
+
+/// Holds a statement until its review ends: opens the review, tells the client (a
+/// NoticeResponse naming the review and how to approve it), then waits for the outcome, a
+/// cancel request, or the client leaving. Bytes the client sends meanwhile stay in `buf`.
+async fn hold_statement<R: AsyncRead + Unpin>(
+    ctx: &SessionCtx,
+    held: &Held,
+    inject: &UnboundedSender<Bytes>,
+    rd: &mut R,
+    buf: &mut BytesMut,
+) -> Result<HoldEnd, SessionError> {
+    let refused = |decision, message: String| HoldEnd::Refused {
+        code: "57014",
+        decision,
+        message,
+    };
+    let Some((reviews, spec)) = ctx.reviews.as_ref().and_then(|r| {
+        r.specs
+            .get(held.rule)
+            .and_then(Option::as_ref)
+            .map(|s| (r, s))
+    }) else {
+        return Ok(refused(
+            "refused",
+            "Warden: this statement needs a review, and approvals are unavailable".into(),
+        ));
+    };
+    // Earlier statements finish first, so the notice and any answer arrive in order.
+    ctx.activity.answered().await;
+    let opened = reviews
+        .hub
+        .open_review(NewReview {
+            connection: &ctx.connection,
+            session_id: &ctx.session_id.0,
+            requester: &ctx.identity,
+            statement: held.sql.clone(),
+            params: held.params.clone(),
+            rule_message: held.message.clone(),
+            spec,
+        })
+        .await;
+    let mut hold = match opened {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(session = %ctx.session_id, error = %e, "could not open a review");
+            return Ok(HoldEnd::Refused {
+                code: "58030",
+                decision: "refused",
+                message: "Warden could not open a review for this statement (its store is unavailable); it was not run".into(),
+            });
+        }
+    };
+    let id = hold.id.clone();
+    tracing::info!(session = %ctx.session_id, review = %id, "statement held for review");
+    if let Some(r) = &ctx.recorder {
+        lock(r).notice(
+            "review_opened",
+            &format!("statement held for review {id}: {}", held.message),
+        );
+    }
+    let notice = NoticeResponse::new(
+        Severity::Notice,
+        "01000",
+        format!("Warden is holding this statement for review {id}: {}", held.message),
+    )
+    .with_hint(format!(
+        "An approver runs `warden reviews approve {id}` (or `warden reviews reject {id} --reason ...`); it expires in {}.",
+        humantime::format_duration(spec.timeout)
+    ));
+    let _ = inject.send(notice.encode());
+
+    let cancelled = ctx.hold.notified();
+    tokio::pin!(cancelled);
+    cancelled.as_mut().enable();
+    ctx.hold.begin();
+    let waited = loop {
+        tokio::select! {
+            o = hold.outcome() => break Ok(o),
+            _ = &mut cancelled => break Err(("a cancel request", false)),
+            r = rd.read_buf(buf), if buf.len() < ctx.max_message => match r {
+                Ok(0) | Err(_) => break Err(("the client disconnected", true)),
+                Ok(_) => ctx.activity.client_spoke(),
+            },
+        }
+    };
+    ctx.hold.end();
+    let outcome = match waited {
+        Ok(o) => o,
+        Err((why, gone)) => {
+            let o = hold.withdraw(why).await;
+            if gone {
+                return Err(SessionError::ClientGone(
+                    "closed while a statement was held".into(),
+                ));
+            }
+            o
+        }
+    };
+    tracing::info!(session = %ctx.session_id, review = %id, outcome = ?outcome, "review ended");
+    Ok(match outcome {
+        Outcome::Approved {
+            by,
+            reason,
+            statement_hash,
+        } => {
+            if statement_hash != held_hash(held) {
+                refused(
+                    "refused",
+                    format!("Warden: the approval of review {id} does not match the held statement; it was not run"),
+                )
+            } else {
+                let reason = format!(
+                    "review {id} approved by {by}{}",
+                    reason.map(|r| format!(": {r}")).unwrap_or_default()
+                );
+                let _ = inject.send(
+                    NoticeResponse::new(Severity::Notice, "01000", format!("Warden: {reason}"))
+                        .encode(),
+                );
+                HoldEnd::Released { reason }
+            }
+        }
+        Outcome::Rejected { by, reason } => refused(
+            "rejected",
+            format!(
+                "Warden: review {id} was rejected by {by}{}",
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        ),
+        Outcome::Expired => refused(
+            "expired",
+            format!(
+                "Warden: review {id} timed out after {}: nobody approved it",
+                humantime::format_duration(spec.timeout)
+            ),
+        ),
+        Outcome::Withdrawn(why) => refused(
+            "withdrawn",
+            format!(
+                "canceling statement due to user request: Warden review {id} was withdrawn ({why})"
+            ),
+        ),
+    })
+}
+
+/// The hash the approval must carry for this held statement.
+fn held_hash(held: &Held) -> String {
+    warden_approvals::hub::statement_hash(&held.sql, &held.params)
 }
 
 /// Bookkeeping for a client frame that is forwarded: statements in flight (for the idle

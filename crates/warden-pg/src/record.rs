@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warden_policy::statement::{redact, Analysis};
+
+use crate::hold::Held;
 use warden_recording::event::{
     Completion, ErrorInfo, EventBody, Notice, ResultRows, SessionEnd, Statement,
 };
@@ -118,6 +120,28 @@ impl Recorder {
     /// A client Query: one statement event for the whole text.
     pub fn query(&mut self, sql: &str, analysis: &Analysis) {
         let (text, secret) = recordable(sql, analysis);
+        self.query_as(text, secret, analysis.riskiest().as_str(), "allowed", None);
+    }
+
+    /// A held Query that was approved (`sql` is already in recordable form).
+    pub fn held_query(&mut self, sql: &str, secret: bool, class: &str, reason: &str) {
+        self.query_as(
+            sql.to_owned(),
+            secret,
+            class,
+            "approved",
+            Some(reason.to_owned()),
+        );
+    }
+
+    fn query_as(
+        &mut self,
+        text: String,
+        secret: bool,
+        class: &str,
+        decision: &str,
+        reason: Option<String>,
+    ) {
         let id = self.next_id;
         self.next_id += 1;
         self.push(EventBody::Statement(Statement {
@@ -126,22 +150,36 @@ impl Recorder {
             sql: text,
             params: Vec::new(),
             redacted: secret,
-            class: analysis.riskiest().as_str().into(),
-            decision: "allowed".into(),
-            reason: None,
+            class: class.into(),
+            decision: decision.into(),
+            reason,
         }));
         self.queue
             .push_back(Queued::Stmt(pending(id, false, secret)));
+    }
+
+    /// A held statement that did not run (rejected, expired, withdrawn): its decision and
+    /// the client's error.
+    pub fn refused(&mut self, held: &Held, decision: &str, code: &str, message: &str) {
+        let stmt = Statement {
+            id: 0,
+            protocol: if held.extended { "extended" } else { "simple" }.into(),
+            sql: held.sql.clone(),
+            params: held.params.clone(),
+            redacted: held.secret,
+            class: held.class.into(),
+            decision: decision.into(),
+            reason: Some(message.to_owned()),
+        };
+        self.not_run(stmt, code, message);
     }
 
     /// A statement a rule denied: recorded with the decision and the client's error; it
     /// never reached the target.
     pub fn denied(&mut self, extended: bool, sql: &str, analysis: &Analysis, message: &str) {
         let (text, secret) = recordable(sql, analysis);
-        let id = self.next_id;
-        self.next_id += 1;
-        self.push(EventBody::Statement(Statement {
-            id,
+        let stmt = Statement {
+            id: 0,
             protocol: if extended { "extended" } else { "simple" }.into(),
             sql: text,
             params: Vec::new(),
@@ -149,13 +187,22 @@ impl Recorder {
             class: analysis.riskiest().as_str().into(),
             decision: "denied".into(),
             reason: Some(message.to_owned()),
-        }));
+        };
+        self.not_run(stmt, "42501", message);
+    }
+
+    /// A statement that never reached the target, and the error the client got instead.
+    fn not_run(&mut self, mut stmt: Statement, code: &str, message: &str) {
+        let id = self.next_id;
+        self.next_id += 1;
+        stmt.id = id;
+        self.push(EventBody::Statement(stmt));
         self.push(EventBody::Completion(Completion {
             statement: id,
             tag: None,
             rows: 0,
             error: Some(ErrorInfo {
-                code: "42501".into(),
+                code: code.into(),
                 message: message.to_owned(),
             }),
             duration_us: 0,
@@ -214,6 +261,15 @@ impl Recorder {
 
     /// A client Execute: the statement event for the portal's statement.
     pub fn execute(&mut self, portal: &str) {
+        self.execute_as(portal, "allowed", None);
+    }
+
+    /// A held Execute that was approved.
+    pub fn held_execute(&mut self, portal: &str, reason: &str) {
+        self.execute_as(portal, "approved", Some(reason.to_owned()));
+    }
+
+    fn execute_as(&mut self, portal: &str, decision: &str, reason: Option<String>) {
         let id = self.next_id;
         self.next_id += 1;
         let (sql, params, class, secret) = match self.portals.get(portal) {
@@ -232,8 +288,8 @@ impl Recorder {
             params,
             redacted: secret,
             class: class.into(),
-            decision: "allowed".into(),
-            reason: None,
+            decision: decision.into(),
+            reason,
         }));
         self.queue
             .push_back(Queued::Stmt(pending(id, true, secret)));
@@ -470,7 +526,7 @@ impl Recorder {
 }
 
 /// The text to record for `sql`, and whether it was redacted because it may hold a secret.
-fn recordable(sql: &str, analysis: &Analysis) -> (String, bool) {
+pub(crate) fn recordable(sql: &str, analysis: &Analysis) -> (String, bool) {
     if analysis.may_hold_secret(sql) {
         (redact(sql), true)
     } else {
@@ -495,7 +551,7 @@ fn pending(id: u64, extended: bool, secret: bool) -> Pending {
 
 /// Parse's parameter type OIDs: after the statement name and text, an int16 count and
 /// that many int32 OIDs. A malformed tail yields none (the values then show as hex).
-fn param_types(body: &[u8]) -> Vec<u32> {
+pub(crate) fn param_types(body: &[u8]) -> Vec<u32> {
     let mut nul = body
         .iter()
         .enumerate()
@@ -516,7 +572,7 @@ fn param_types(body: &[u8]) -> Vec<u32> {
 }
 
 /// A binary-format parameter as text, for the common types; others as `\x` hex.
-fn binary_text(v: &[u8], oid: u32) -> String {
+pub(crate) fn binary_text(v: &[u8], oid: u32) -> String {
     let int = |v: &[u8]| -> Option<i64> {
         Some(match v.len() {
             2 => i16::from_be_bytes(v.try_into().ok()?) as i64,
@@ -550,7 +606,7 @@ fn binary_text(v: &[u8], oid: u32) -> String {
 }
 
 /// A value as text: UTF-8 text as is, anything else (binary format) as `\x` hex.
-fn value_text(v: &[u8], binary: bool) -> String {
+pub(crate) fn value_text(v: &[u8], binary: bool) -> String {
     match (binary, std::str::from_utf8(v)) {
         (false, Ok(s)) => s.to_owned(),
         _ => format!("\\x{}", hex::encode(v)),

@@ -15,7 +15,11 @@ use warden_policy::statement::{Analyzer, StatementClass};
 use warden_store::Store;
 use warden_types::Secret;
 
+use warden_approvals::hub::{AccessSpec, Hub, HubConfig, ReviewSpec};
+use warden_approvals::webhook::{Webhook, WebhookSettings};
+
 use crate::cancel::CancelRegistry;
+use crate::hold::Reviews;
 use crate::record::RecordLimits;
 use crate::registry::Registry;
 
@@ -110,6 +114,10 @@ pub struct Runtime {
     pub idle_timeouts: HashMap<String, Duration>,
     /// Statement rules by connection (only connections that have some).
     pub rules: HashMap<String, Arc<StatementRules>>,
+    /// Reviews and access requests.
+    pub hub: Arc<Hub>,
+    /// Review settings by connection (only connections with review rules).
+    pub reviews: HashMap<String, Arc<Reviews>>,
 }
 
 impl Runtime {
@@ -135,6 +143,11 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let mut targets = HashMap::new();
         let mut rules = Vec::new();
+        let mut hub_config = HubConfig {
+            admin_groups: config.api.admin_groups.clone(),
+            ..HubConfig::default()
+        };
+        let mut review_specs = HashMap::new();
         for c in &config.connections {
             let err = |message: String| RuntimeError::Connection {
                 connection: c.name.clone(),
@@ -182,6 +195,47 @@ impl Runtime {
                     password: load(r.password_source())?,
                 });
             }
+            if let Some(w) = &c.webhook {
+                let secret = load(w.secret_source())?
+                    .ok_or_else(|| err("the webhook has no signing secret".into()))?;
+                let hook = Webhook::new(WebhookSettings {
+                    url: w.url.clone(),
+                    secret: secret.expose().as_bytes().to_vec(),
+                    timeout: w.timeout,
+                    max_attempts: w.max_attempts,
+                    initial_backoff: Duration::from_millis(500),
+                })
+                .map_err(|e| err(format!("webhook: {e}")))?;
+                hub_config.webhooks.insert(c.name.clone(), hook);
+            }
+            if let Some(a) = &c.access_requests {
+                hub_config.access.insert(
+                    c.name.clone(),
+                    AccessSpec {
+                        approver_groups: a.approver_groups.clone(),
+                        approvals: a.approvals,
+                        max_duration: a.max_duration,
+                        timeout: a.timeout,
+                    },
+                );
+            }
+            if c.rules
+                .iter()
+                .any(|r| r.action == warden_config::RuleAction::Review)
+            {
+                let specs = c
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        (r.action == warden_config::RuleAction::Review).then(|| ReviewSpec {
+                            approver_groups: r.approver_groups.clone(),
+                            approvals: r.approvals,
+                            timeout: r.timeout,
+                        })
+                    })
+                    .collect::<Vec<_>>();
+                review_specs.insert(c.name.clone(), specs);
+            }
             rules.push(ConnectionRules {
                 name: c.name.clone(),
                 allow_groups: c.allow_groups.clone(),
@@ -210,7 +264,22 @@ impl Runtime {
             );
         }
         let g = &config.gateway;
+        let hub = Hub::new(store.clone(), hub_config);
+        let reviews = review_specs
+            .into_iter()
+            .map(|(name, specs)| {
+                (
+                    name,
+                    Arc::new(Reviews {
+                        hub: hub.clone(),
+                        specs,
+                    }),
+                )
+            })
+            .collect();
         Ok(Runtime {
+            hub,
+            reviews,
             auth,
             policy: AccessPolicy::new(rules),
             targets,
@@ -254,8 +323,7 @@ fn statement_rules(rules: &[warden_config::StatementRuleConfig]) -> StatementRul
                 action: match r.action {
                     warden_config::RuleAction::Allow => Action::Allow,
                     warden_config::RuleAction::Deny => Action::Deny,
-                    // Until approvals exist, a review rule refuses: failing closed.
-                    warden_config::RuleAction::Review => Action::Deny,
+                    warden_config::RuleAction::Review => Action::Review,
                 },
                 classes: r
                     .classes

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +21,7 @@ use warden_wire::{
 };
 
 use warden_credentials::{JitLease, SessionInfo};
+use warden_policy::access::AccessDenied;
 use warden_recording::event::{EventBody, SessionStart};
 use warden_recording::writer::SessionWriter;
 use warden_store::SessionRow;
@@ -277,10 +278,25 @@ async fn open_session(
     started: Instant,
     peer: SocketAddr,
 ) -> Result<Ready, SessionError> {
-    let grant = rt
-        .policy
-        .decide(identity, connection)
-        .map_err(SessionError::Denied)?;
+    // Outside the connection's groups, an approved access request may still let the
+    // identity in, until it runs out. A store that cannot answer denies (fail closed).
+    let (grant, access_until) = match rt.policy.decide(identity, connection) {
+        Ok(g) => (g, None),
+        Err(denied @ AccessDenied::MissingGroup { .. }) => {
+            match rt.hub.access_grant(&identity.subject.0, connection).await {
+                Ok(Some(until)) => match rt.policy.decide_granted(identity, connection) {
+                    Ok(g) => (g, Some(until)),
+                    Err(e) => return Err(SessionError::Denied(e)),
+                },
+                Ok(None) => return Err(SessionError::Denied(denied)),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not look up access grants");
+                    return Err(SessionError::Denied(denied));
+                }
+            }
+        }
+        Err(e) => return Err(SessionError::Denied(e)),
+    };
     let target = rt
         .targets
         .get(connection)
@@ -364,6 +380,12 @@ async fn open_session(
             identity
                 .expires_at
                 .map(|e| (e + rt.token_grace, Ended::TokenExpired)),
+            access_until.map(|ms| {
+                (
+                    std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64),
+                    Ended::GrantExpired,
+                )
+            }),
         ];
         candidates
             .into_iter()
@@ -376,18 +398,21 @@ async fn open_session(
                 )
             })
     };
+    let hold = Arc::new(crate::hold::HoldSignal::default());
     let cancel_guard = match &backend.key {
         Some(k) => rt.cancels.register(CancelTarget {
             host: target.host.clone(),
             port: target.port,
             process_id: k.process_id,
             secret_key: k.secret_key.clone(),
+            hold: hold.clone(),
         }),
         None => rt.cancels.register(CancelTarget {
             host: target.host.clone(),
             port: target.port,
             process_id: 0,
             secret_key: Vec::new(),
+            hold: hold.clone(),
         }),
     };
 
@@ -479,6 +504,8 @@ async fn open_session(
             analyzer: rt.analyzer.clone(),
             max_message: rt.max_message,
             counters: proxy::StatementCounters::new(),
+            reviews: rt.reviews.get(connection).cloned(),
+            hold,
         },
         backend: backend.stream,
         backend_buf: backend.leftover,
@@ -654,6 +681,11 @@ async fn negotiate_version(
 
 async fn forward_cancel(rt: &Runtime, req: &CancelRequest) {
     match rt.cancels.lookup(req.process_id, &req.secret_key) {
+        // A held statement is not running on the target: the cancel withdraws its review.
+        Some(t) if t.hold.cancel() => {
+            metrics::counter!("warden_pg_cancels_total", "result" => "review_withdrawn")
+                .increment(1);
+        }
         Some(t) if t.process_id != 0 => {
             if let Err(e) = backend::cancel(&t.host, t.port, t.process_id, &t.secret_key).await {
                 tracing::warn!(error = %e, "could not forward a cancel request");

@@ -83,6 +83,29 @@ impl AccessDenied {
     }
 }
 
+impl ConnectionRules {
+    /// The first role rule matching the identity's groups, else the default role.
+    fn grant(&self, identity: &Identity, via_group: String) -> Result<Grant, AccessDenied> {
+        for (i, m) in self.roles.iter().enumerate() {
+            if m.groups.iter().any(|g| identity.in_group(g)) {
+                return Ok(Grant {
+                    role: m.role.clone(),
+                    rule: Some(i),
+                    via_group,
+                });
+            }
+        }
+        match &self.default_role {
+            Some(role) => Ok(Grant {
+                role: role.clone(),
+                rule: None,
+                via_group,
+            }),
+            None => Err(AccessDenied::NoRole(self.name.clone())),
+        }
+    }
+}
+
 /// All connections' access rules.
 #[derive(Clone, Debug, Default)]
 pub struct AccessPolicy {
@@ -109,6 +132,20 @@ impl AccessPolicy {
         names
     }
 
+    /// The grant for an identity let in by an approved access request rather than its
+    /// groups: the role rules still apply, else the connection's default role.
+    pub fn decide_granted(
+        &self,
+        identity: &Identity,
+        connection: &str,
+    ) -> Result<Grant, AccessDenied> {
+        let rules = self
+            .connections
+            .get(connection)
+            .ok_or_else(|| AccessDenied::UnknownConnection(connection.to_owned()))?;
+        rules.grant(identity, "access-request".to_owned())
+    }
+
     /// May `identity` open `connection`, and as which target role?
     pub fn decide(&self, identity: &Identity, connection: &str) -> Result<Grant, AccessDenied> {
         let rules = self
@@ -127,23 +164,7 @@ impl AccessPolicy {
                 groups: identity.groups.clone(),
             });
         };
-        for (i, m) in rules.roles.iter().enumerate() {
-            if m.groups.iter().any(|g| identity.in_group(g)) {
-                return Ok(Grant {
-                    role: m.role.clone(),
-                    rule: Some(i),
-                    via_group,
-                });
-            }
-        }
-        match &rules.default_role {
-            Some(role) => Ok(Grant {
-                role: role.clone(),
-                rule: None,
-                via_group,
-            }),
-            None => Err(AccessDenied::NoRole(connection.to_owned())),
-        }
+        rules.grant(identity, via_group)
     }
 }
 

@@ -13,7 +13,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use warden_identity::{ApiKeyRecord, CredentialStore, StoreUnavailable};
 
+pub mod approvals;
 pub mod sessions;
+pub use approvals::{
+    ApprovalFilter, ApprovalRequest, ApprovalVote, NewApprovalRequest, VoteOutcome,
+};
 pub use sessions::{ChainProblem, ChainReport, SessionFilter, SessionRow};
 
 /// Store errors. Messages never contain secrets (none are stored).

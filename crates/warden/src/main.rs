@@ -72,6 +72,93 @@ enum Command {
         #[command(flatten)]
         local: LocalStore,
     },
+    /// Statements held for review, and access requests: list, show, approve, reject.
+    ///
+    /// Talks to the running gateway's API, so a decision releases the held statement at
+    /// once. Without --token (or $WARDEN_TOKEN), acts as a local operator: a one-minute
+    /// built-in token for `--as` (default `os:$USER`) in the `[api] admin_groups`.
+    Reviews {
+        #[command(subcommand)]
+        command: ReviewsCommand,
+        #[command(flatten)]
+        api: ApiClient,
+    },
+    /// Ask for time-bound access to a connection your groups do not allow.
+    Access {
+        #[command(subcommand)]
+        command: AccessCommand,
+        #[command(flatten)]
+        api: ApiClient,
+    },
+}
+
+/// How a CLI command reaches the gateway's API.
+#[derive(Args, Clone, Default)]
+struct ApiClient {
+    /// Configuration file (data directory, built-in issuer, API groups).
+    #[arg(long, short, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (overrides the configuration) [default: ./.warden].
+    #[arg(long, value_name = "DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Gateway API URL [default: the running gateway's, from the data directory].
+    #[arg(long, value_name = "URL", global = true)]
+    gateway: Option<String>,
+    /// Bearer credential: OIDC token, built-in token or API key.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Without a token: the local operator's name [default: os:$USER].
+    #[arg(long = "as", value_name = "NAME", global = true)]
+    as_name: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ReviewsCommand {
+    /// Requests waiting for a decision (or all of them).
+    List {
+        /// Every status, not only pending.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One request, as JSON.
+    Show {
+        /// Request id (rv-… or ar-…).
+        id: String,
+    },
+    /// Approve a request; the held statement runs at once.
+    Approve {
+        /// Request id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reject a request; the client gets SQLSTATE 57014 with the reason.
+    Reject {
+        /// Request id.
+        id: String,
+        /// Why (shown to the client, recorded).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccessCommand {
+    /// Ask for access; prints the request id. Needs your own credential (--token).
+    Request {
+        /// Connection name.
+        connection: String,
+        /// How long, from approval (e.g. 30m, 2h).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why (shown to approvers).
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,6 +318,8 @@ fn main() -> ExitCode {
             Command::Tokens { command, local } => cmd::tokens::run(command, local).await,
             Command::Sessions { command, local } => cmd::sessions::run(command, local).await,
             Command::Audit { command, local } => cmd::sessions::audit(command, local).await,
+            Command::Reviews { command, api } => cmd::reviews::run(command, api).await,
+            Command::Access { command, api } => cmd::reviews::access(command, api).await,
         }
     });
     match result {

@@ -149,7 +149,24 @@ impl Gateway {
                 }),
             }
         });
-        let router = warden_api::router(self.metrics.clone(), sessions_api);
+        let reviews_api = warden_api::reviews::ReviewsApi {
+            auth: self.runtime.auth.clone(),
+            hub: self.runtime.hub.clone(),
+            auditor_groups: self.config.api.auditor_groups.clone(),
+            admin_groups: self.config.api.admin_groups.clone(),
+        };
+        let router = warden_api::router(self.metrics.clone(), sessions_api, Some(reviews_api));
+        // Statement reviews of a previous run died with its connections.
+        match self.runtime.hub.recover().await {
+            Ok(n) if n > 0 => tracing::warn!(
+                reviews = n,
+                "withdrew statement reviews left pending by an earlier run"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "could not withdraw stale statement reviews"),
+        }
+        // Where CLI commands on this data directory (`warden reviews approve`) reach the API.
+        write_address_file(&self.config.gateway.data_dir, http_addr);
         // Orphans of an earlier run of this instance go first, then every sweep_interval.
         let jit = self.runtime.jit_managers();
         let mut tasks: Vec<_> = jit.iter().map(|m| m.spawn_sweeper()).collect();
@@ -207,6 +224,21 @@ impl Gateway {
             tracing::warn!("some session roles were not dropped at shutdown; the sweeper will");
         }
         res
+    }
+}
+
+/// The running gateway's HTTP address, for CLI commands on the same data directory.
+pub const ADDRESS_FILE: &str = "gateway.json";
+
+fn write_address_file(data_dir: &Path, http: std::net::SocketAddr) {
+    let mut addr = http;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let body = serde_json::json!({ "http": format!("http://{addr}"), "pid": std::process::id() });
+    let path = data_dir.join(ADDRESS_FILE);
+    if let Err(e) = std::fs::write(&path, body.to_string()) {
+        tracing::warn!(path = %path.display(), error = %e, "could not write the address file; CLI commands need --gateway");
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod gateway;
+pub mod reviews;
 pub mod sessions;
 pub mod tokens;
 pub mod up;

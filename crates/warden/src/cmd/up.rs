@@ -30,6 +30,8 @@ pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
         idle_timeout: None,
         max_session: None,
         rules: vec![],
+        webhook: None,
+        access_requests: None,
     });
     config
 }
