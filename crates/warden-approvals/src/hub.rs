@@ -681,3 +681,418 @@ pub fn pending_filter() -> ApprovalFilter {
         ..ApprovalFilter::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use tokio::time::timeout;
+    use warden_types::{CredentialKind, Subject};
+
+    const DBA: &str = "dba";
+
+    /// Removes the store's directory when the test ends.
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            std::fs::remove_dir_all(&self.0).ok();
+        }
+    }
+
+    fn who(subject: &str, groups: &[&str]) -> Identity {
+        Identity {
+            subject: Subject(subject.into()),
+            display_name: subject.into(),
+            issuer: "https://issuer.test".into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            kind: CredentialKind::Oidc,
+            actor: None,
+            token_id: None,
+            expires_at: None,
+        }
+    }
+
+    fn spec(approvals: u32, timeout: Duration) -> ReviewSpec {
+        ReviewSpec {
+            approver_groups: vec![DBA.into()],
+            approvals,
+            timeout,
+        }
+    }
+
+    async fn setup(config: HubConfig) -> (Arc<Hub>, Store, TempDir) {
+        let dir = std::env::temp_dir().join(format!("warden-hub-test-{}", uuid::Uuid::new_v4()));
+        let store = Store::open(&format!("sqlite://{}/warden.db", dir.display()))
+            .await
+            .expect("open store");
+        (Hub::new(store.clone(), config), store, TempDir(dir))
+    }
+
+    async fn open(hub: &Arc<Hub>, requester: &Identity, spec: &ReviewSpec) -> Hold {
+        hub.open_review(NewReview {
+            connection: "prod",
+            session_id: "s-1",
+            requester,
+            statement: "DELETE FROM t WHERE id = $1".into(),
+            params: vec![Some("42".into())],
+            rule_message: "deletes need review".into(),
+            spec,
+        })
+        .await
+        .expect("open review")
+    }
+
+    async fn status(store: &Store, id: &str) -> String {
+        store
+            .get_approval_request(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status
+    }
+
+    /// Waits (up to 2s) for the row to reach `want`.
+    async fn wait_status(store: &Store, id: &str, want: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let got = status(store, id).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{id} is {got}, expected {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn outcome_now(hold: &mut Hold) -> Outcome {
+        timeout(Duration::from_millis(500), hold.outcome())
+            .await
+            .expect("the hold should be woken promptly")
+    }
+
+    fn not_pending(r: Result<Decided, DecideError>, want: &str) {
+        match r {
+            Err(DecideError::NotPending { status, .. }) => assert_eq!(status, want),
+            other => panic!("expected NotPending({want}), got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_approvals_release_the_hold_only_on_the_second() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let alice = who("alice", &["dev"]);
+        let (a, b) = (who("A", &[DBA]), who("B", &[DBA]));
+        let mut hold = open(&hub, &alice, &spec(2, Duration::from_secs(60))).await;
+
+        for _ in 0..2 {
+            // A repeated vote by the same approver is not counted twice.
+            match hub.decide(&hold.id, &a, true, Some("ok")).await.unwrap() {
+                Decided::Counted {
+                    votes, required, ..
+                } => assert_eq!((votes, required), (1, 2)),
+                other => panic!("expected Counted, got {other:?}"),
+            }
+        }
+        assert!(
+            timeout(Duration::from_millis(50), hold.outcome())
+                .await
+                .is_err(),
+            "one approval of two must not release the statement"
+        );
+        assert_eq!(status(&store, &hold.id).await, "pending");
+
+        match hub.decide(&hold.id, &b, true, Some("lgtm")).await.unwrap() {
+            Decided::Final(row) => assert_eq!(row.status, "approved"),
+            other => panic!("expected Final, got {other:?}"),
+        }
+        let expected_hash = statement_hash("DELETE FROM t WHERE id = $1", &[Some("42".into())]);
+        assert_eq!(hold.statement_hash, expected_hash);
+        // Pushed by `decide` itself, not read back from the store.
+        assert_eq!(
+            hold.rx.try_recv().expect("woken by the decision"),
+            Outcome::Approved {
+                by: "B".into(),
+                reason: Some("lgtm".into()),
+                statement_hash: expected_hash,
+            }
+        );
+        assert_eq!(status(&store, &hold.id).await, "approved");
+        assert!(hub.waiters().is_empty(), "the waiter is released");
+    }
+
+    #[tokio::test]
+    async fn who_may_decide() {
+        let config = HubConfig {
+            admin_groups: vec!["admins".into()],
+            ..HubConfig::default()
+        };
+        let (hub, store, _dir) = setup(config).await;
+        let alice = who("alice", &[DBA]);
+        let mut hold = open(&hub, &alice, &spec(1, Duration::from_secs(60))).await;
+
+        for approve in [true, false] {
+            assert!(matches!(
+                hub.decide(&hold.id, &alice, approve, None).await,
+                Err(DecideError::SelfApproval)
+            ));
+        }
+        match hub
+            .decide(&hold.id, &who("mallory", &["dev"]), true, None)
+            .await
+        {
+            Err(DecideError::NotApprover(groups)) => assert_eq!(groups, [DBA]),
+            other => panic!("expected NotApprover, got {other:?}"),
+        }
+        assert!(matches!(
+            hub.decide("rv-nope", &who("bob", &[DBA]), true, None).await,
+            Err(DecideError::NotFound(_))
+        ));
+        assert_eq!(status(&store, &hold.id).await, "pending");
+
+        let root = who("root", &["admins"]);
+        assert!(matches!(
+            hub.decide(&hold.id, &root, true, None).await.unwrap(),
+            Decided::Final(_)
+        ));
+        assert!(matches!(
+            outcome_now(&mut hold).await,
+            Outcome::Approved { by, .. } if by == "root"
+        ));
+    }
+
+    #[tokio::test]
+    async fn reject_wakes_the_hold_and_is_final() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let mut hold = open(&hub, &who("alice", &[]), &spec(2, Duration::from_secs(60))).await;
+        let bob = who("bob", &[DBA]);
+        match hub.decide(&hold.id, &bob, false, Some("no")).await.unwrap() {
+            Decided::Final(row) => assert_eq!(row.status, "rejected"),
+            other => panic!("expected Final, got {other:?}"),
+        }
+        assert_eq!(
+            hold.rx.try_recv().expect("woken by the decision"),
+            Outcome::Rejected {
+                by: "bob".into(),
+                reason: Some("no".into())
+            }
+        );
+        let carol = who("carol", &[DBA]);
+        not_pending(hub.decide(&hold.id, &carol, true, None).await, "rejected");
+        not_pending(hub.decide(&hold.id, &carol, false, None).await, "rejected");
+        assert_eq!(status(&store, &hold.id).await, "rejected");
+    }
+
+    #[tokio::test]
+    async fn an_undecided_review_expires_by_itself() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let started = std::time::Instant::now();
+        let mut hold = open(
+            &hub,
+            &who("alice", &[]),
+            &spec(1, Duration::from_millis(300)),
+        )
+        .await;
+        let out = timeout(Duration::from_secs(3), hold.outcome())
+            .await
+            .expect("the review should expire");
+        assert_eq!(out, Outcome::Expired);
+        assert!(started.elapsed() >= Duration::from_millis(290));
+        assert_eq!(status(&store, &hold.id).await, "expired");
+        not_pending(
+            hub.decide(&hold.id, &who("bob", &[DBA]), true, None).await,
+            "expired",
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_hold_withdraws_the_review() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let hold = open(&hub, &who("alice", &[]), &spec(1, Duration::from_secs(60))).await;
+        let id = hold.id.clone();
+        drop(hold);
+        wait_status(&store, &id, "withdrawn").await;
+        let row = store.get_approval_request(&id).await.unwrap().unwrap();
+        assert_eq!(row.decision_reason.as_deref(), Some("the session ended"));
+        assert!(hub.waiters().is_empty(), "the waiter is released");
+    }
+
+    #[tokio::test]
+    async fn withdraw_settles_the_review() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let hold = open(&hub, &who("alice", &[]), &spec(1, Duration::from_secs(60))).await;
+        let id = hold.id.clone();
+        assert_eq!(
+            hold.withdraw("cancel request").await,
+            Outcome::Withdrawn("cancel request".into())
+        );
+        assert_eq!(status(&store, &id).await, "withdrawn");
+        not_pending(
+            hub.decide(&id, &who("bob", &[DBA]), true, None).await,
+            "withdrawn",
+        );
+    }
+
+    #[test]
+    fn statement_hash_binds_text_and_params() {
+        let h = |s: &str, p: &[Option<&str>]| {
+            let p: Vec<Option<String>> = p.iter().map(|x| x.map(str::to_owned)).collect();
+            statement_hash(s, &p)
+        };
+        let base = h("SELECT $1", &[Some("1")]);
+        assert_eq!(base, h("SELECT $1", &[Some("1")]), "deterministic");
+        assert_eq!(base.len(), 64);
+        let others = [
+            h("SELECT $1", &[Some("2")]),
+            h("SELECT  $1", &[Some("1")]),
+            h("SELECT $1", &[Some("1"), None]),
+            h("SELECT $1", &[]),
+        ];
+        for o in &others {
+            assert_ne!(&base, o);
+        }
+        assert_ne!(h("a", &[Some("bc")]), h("ab", &[Some("c")]));
+        assert_ne!(h("a", &[Some("b"), Some("c")]), h("a", &[Some("bc")]));
+        assert_ne!(h("a", &[None]), h("a", &[Some("")]));
+        // Tag and length bytes inside a value cannot forge a different split.
+        assert_ne!(
+            h("a", &[Some("x\u{1}y"), None]),
+            h("a", &[Some("x"), Some("y\0")])
+        );
+        assert_ne!(h("a", &[]), h("a", &[None]));
+        assert_ne!(h("a", &[]), h("a", &[Some("")]));
+    }
+
+    fn access_config() -> HubConfig {
+        let mut access = HashMap::new();
+        access.insert(
+            "prod".to_string(),
+            AccessSpec {
+                approver_groups: vec![DBA.into()],
+                approvals: 1,
+                max_duration: Duration::from_secs(3600),
+                timeout: Duration::from_secs(60),
+            },
+        );
+        HubConfig {
+            access,
+            ..HubConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn access_requests_grant_time_bound_access() {
+        let (hub, _store, _dir) = setup(access_config()).await;
+        // An approver herself, yet she may not approve her own request.
+        let alice = who("alice", &["dev", DBA]);
+        let half_hour = Duration::from_secs(1800);
+        assert!(matches!(
+            hub.request_access(&alice, "app", half_hour, None).await,
+            Err(AccessError::NotOffered(c)) if c == "app"
+        ));
+        for bad in [Duration::from_secs(3601), Duration::from_millis(500)] {
+            assert!(matches!(
+                hub.request_access(&alice, "prod", bad, None).await,
+                Err(AccessError::Invalid(_))
+            ));
+        }
+        let req = hub
+            .request_access(&alice, "prod", half_hour, Some("incident 42"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (req.kind.as_str(), req.status.as_str()),
+            ("access", "pending")
+        );
+        assert_eq!(hub.access_grant("alice", "prod").await.unwrap(), None);
+
+        assert!(matches!(
+            hub.decide(&req.id, &alice, true, None).await,
+            Err(DecideError::SelfApproval)
+        ));
+        assert!(matches!(
+            hub.decide(&req.id, &who("bob", &[DBA]), true, None)
+                .await
+                .unwrap(),
+            Decided::Final(_)
+        ));
+        let end = hub
+            .access_grant("alice", "prod")
+            .await
+            .unwrap()
+            .expect("granted");
+        let want = now_ms() + half_hour.as_millis() as i64;
+        assert!(
+            (end - want).abs() < 5_000,
+            "grant ends at {end}, not about {want}"
+        );
+        assert_eq!(hub.access_grant("bob", "prod").await.unwrap(), None);
+        assert_eq!(hub.access_grant("alice", "app").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn every_decision_is_audited() {
+        let (hub, store, _dir) = setup(HubConfig::default()).await;
+        let alice = who("alice", &[]);
+        let bob = who("bob", &[DBA]);
+        let s = spec(1, Duration::from_secs(60));
+        let mut approved = open(&hub, &alice, &s).await;
+        let mut rejected = open(&hub, &alice, &s).await;
+        hub.decide(&approved.id, &bob, true, Some("fine"))
+            .await
+            .unwrap();
+        hub.decide(&rejected.id, &bob, false, Some("nope"))
+            .await
+            .unwrap();
+        outcome_now(&mut approved).await;
+        outcome_now(&mut rejected).await;
+
+        let events = store.auth_events(100).await.unwrap();
+        let audited = |id: &str, status: &str| {
+            events.iter().any(|e| {
+                e.credential_kind.as_deref() == Some("approval")
+                    && e.subject.as_deref() == Some("bob")
+                    && e.connection.as_deref() == Some("prod")
+                    && e.reason.contains(id)
+                    && e.reason.contains(status)
+            })
+        };
+        assert!(audited(&approved.id, "approved"), "{events:#?}");
+        assert!(audited(&rejected.id, "rejected"), "{events:#?}");
+        let report = store.verify_chains().await.unwrap();
+        assert!(report.audit_rows >= 2);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
+
+    #[tokio::test]
+    async fn malformed_reasons_are_refused() {
+        let (hub, store, _dir) = setup(access_config()).await;
+        let mut hold = open(&hub, &who("alice", &[]), &spec(1, Duration::from_secs(60))).await;
+        let bob = who("bob", &[DBA]);
+        let long = "x".repeat(1001);
+        for bad in [long.as_str(), "bell\u{7}", "carriage\rreturn", "nul\0"] {
+            for approve in [true, false] {
+                assert!(matches!(
+                    hub.decide(&hold.id, &bob, approve, Some(bad)).await,
+                    Err(DecideError::Invalid(_))
+                ));
+            }
+            assert!(matches!(
+                hub.request_access(&bob, "prod", Duration::from_secs(60), Some(bad))
+                    .await,
+                Err(AccessError::Invalid(_))
+            ));
+        }
+        assert_eq!(status(&store, &hold.id).await, "pending");
+        // A multi-line reason of exactly 1000 bytes is fine.
+        let ok = format!("{}\n{}", "y".repeat(500), "z".repeat(499));
+        assert_eq!(ok.len(), 1000);
+        hub.decide(&hold.id, &bob, false, Some(&ok)).await.unwrap();
+        assert!(matches!(
+            outcome_now(&mut hold).await,
+            Outcome::Rejected { reason: Some(r), .. } if r == ok
+        ));
+    }
+}
