@@ -861,6 +861,8 @@ async fn hold_statement<R: AsyncRead + Unpin>(
     };
     // Earlier statements finish first, so the notice and any answer arrive in order.
     ctx.activity.answered().await;
+    // A held statement counts as running: waiting for a human is not idleness.
+    let _busy = Busy::new(&ctx.activity);
     let opened = reviews
         .hub
         .open_review(NewReview {
@@ -975,6 +977,29 @@ async fn hold_statement<R: AsyncRead + Unpin>(
             ),
         ),
     })
+}
+
+/// Marks a statement as in flight for the idle clock while it lives.
+struct Busy<'a>(&'a Activity);
+
+impl<'a> Busy<'a> {
+    fn new(a: &'a Activity) -> Self {
+        a.outstanding.fetch_add(1, Ordering::Release);
+        Busy(a)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        // The idle clock restarts from the decision, not from the last ReadyForQuery.
+        self.0.client_spoke();
+        let _ = self
+            .0
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some((n - 1).max(0))
+            });
+    }
 }
 
 /// The hash the approval must carry for this held statement.

@@ -98,6 +98,19 @@ secret_env = "{HOOK_ENV}"
 max_attempts = 2
 
 [[connections]]
+name = "idle"
+target = "postgres://127.0.0.1:{port}/postgres"
+allow_groups = ["agents"]
+username = "postgres"
+password_env = "{PW_ENV}"
+idle_timeout = "1s"
+
+[[connections.rules]]
+action = "review"
+classes = ["destructive"]
+approver_groups = ["dba"]
+
+[[connections]]
 name = "restricted"
 target = "postgres://127.0.0.1:{port}/postgres"
 allow_groups = ["dba"]
@@ -708,4 +721,38 @@ async fn an_access_request_approved_for_2s_opens_a_connection_until_it_expires()
     assert!(Raw::login(gw.pg, "restricted", &agent).await.is_err());
     // psql agrees.
     assert!(psql(&gw.dsn("restricted", &agent), &["-c", "select 1"]).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_a_review_is_not_idleness() {
+    let (pg, gw, _) = start().await;
+    let agent = gw.issue_token("idle-agent", "agents", "1h").unwrap();
+    let dba = gw.issue_token("idle-dba", "dba", "1h").unwrap();
+    let mut s = Raw::login(gw.pg, "idle", &agent).await.unwrap();
+    // Pipelined behind a running query, so the last thing the gateway saw before the hold
+    // is the target's ReadyForQuery, not the client speaking.
+    let batch = [
+        common::query_frame("SELECT pg_sleep(0.3)"),
+        common::query_frame("DROP TABLE b_t"),
+    ]
+    .concat();
+    s.send(&batch).await.unwrap();
+    s.result().await.unwrap();
+    let id = s.held().await.unwrap();
+    // Held well past the 1 s idle_timeout, then approved: it runs.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, body) = api(&gw, "POST", &format!("/api/v1/reviews/{id}/approve"), &dba).await;
+    assert_eq!(status, 200, "{body}");
+    let (res, tags) = s.result().await.unwrap();
+    assert_eq!(res, QueryResult::Rows(vec![]), "{}", gw.logs());
+    assert_eq!(tags, ["DROP TABLE"]);
+    assert!(!table_exists(&pg, "b_t").await);
+    // Idle afterwards: the session ends as configured.
+    let ended = loop {
+        let f = read_frame(&mut s.s, &mut s.buf).await.unwrap();
+        if f.tag() == b'E' {
+            break ErrorResponse::from_frame(&f).unwrap();
+        }
+    };
+    assert_eq!(ended.fields.code(), Some("57P01"));
 }
