@@ -608,6 +608,48 @@ async fn self_approval_is_refused_a_timeout_rejects_and_a_cancel_withdraws() {
     }
     let (status, _) = http(gw.http, "GET", "/api/v1/reviews", None).await.unwrap();
     assert_eq!(status, 401);
+    for (path, body) in [
+        ("/api/v1/access-requests", b"{\"connection\":".to_vec()),
+        (
+            "/api/v1/access-requests",
+            b"{\"connection\":\"restricted\",\"duration\":\"forever\"}".to_vec(),
+        ),
+        (
+            "/api/v1/access-requests",
+            b"{\"connection\":\"restricted\",\"duration\":\"1h\",\"x\":1}".to_vec(),
+        ),
+        ("/api/v1/access-requests", vec![b'['; 3 << 20]),
+        (
+            "/api/v1/reviews/rv-0000000000000000/reject",
+            b"\xff\xfe".to_vec(),
+        ),
+    ] {
+        let status = post_body(gw.http, path, &both, &body).await;
+        assert!(matches!(status, 400 | 404 | 413), "{path}: {status}");
+    }
+    // The gateway is still healthy.
+    let (status, _) = http(gw.http, "GET", "/healthz", None).await.unwrap();
+    assert_eq!(status, 200);
+}
+
+/// A POST with a body, over a raw socket: the status.
+async fn post_body(addr: SocketAddr, path: &str, token: &str, body: &[u8]) -> u16 {
+    use tokio::io::AsyncReadExt;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.0\r\nHost: warden\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (413) before reading everything.
+    let _ = c.write_all(body).await;
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), c.read_to_end(&mut raw)).await;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread")]
