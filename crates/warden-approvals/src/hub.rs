@@ -455,10 +455,10 @@ impl Hub {
             });
         }
         if !approve {
-            let out = self.close(id, "rejected", Some(&subject), reason).await?;
+            self.close(id, "rejected", Some(&subject), reason).await?;
+            // Someone else may have decided first: the stored row says who won.
             let row = self.store.get_approval_request(id).await?.unwrap_or(r);
             if row.status != "rejected" {
-                let _ = out;
                 return Err(DecideError::NotPending {
                     id: id.to_owned(),
                     status: row.status,

@@ -85,6 +85,8 @@ pub struct Activity {
     /// Sent to the client just before the next ReadyForQuery (a refused Execute's error,
     /// placed after the target's answers to the earlier messages of its batch).
     splice: Mutex<Option<Bytes>>,
+    /// Whether `splice` holds something.
+    spliced: AtomicBool,
 }
 
 impl Default for Activity {
@@ -97,6 +99,7 @@ impl Default for Activity {
             status: AtomicU8::new(b'I'),
             ready: Notify::new(),
             splice: Mutex::new(None),
+            spliced: AtomicBool::new(false),
         }
     }
 }
@@ -125,9 +128,14 @@ impl Activity {
 
     fn set_splice(&self, bytes: Bytes) {
         *self.splice.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        self.spliced.store(true, Ordering::Release);
     }
 
+    /// Called at every ReadyForQuery: the flag keeps the mutex off the common path.
     fn take_splice(&self) -> Option<Bytes> {
+        if !self.spliced.swap(false, Ordering::AcqRel) {
+            return None;
+        }
         self.splice.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
@@ -806,7 +814,10 @@ fn inspect_client(
         }
         b'E' => {
             let portal = cstr(body);
-            if let Some(held) = tracker.execute(portal) {
+            if let Some(held) = (!tracker.is_empty())
+                .then(|| tracker.execute(portal))
+                .flatten()
+            {
                 return Ok(Verdict::Hold(Box::new(held)));
             }
             if let Some(r) = &ctx.recorder {
@@ -887,6 +898,8 @@ async fn hold_statement<R: AsyncRead + Unpin>(
         }
     };
     let id = hold.id.clone();
+    // What the approval must carry: the hash of this held statement's text and parameters.
+    let expected_hash = hold.statement_hash.clone();
     tracing::info!(session = %ctx.session_id, review = %id, "statement held for review");
     if let Some(r) = &ctx.recorder {
         lock(r).notice(
@@ -939,7 +952,7 @@ async fn hold_statement<R: AsyncRead + Unpin>(
             reason,
             statement_hash,
         } => {
-            if statement_hash != held_hash(held) {
+            if statement_hash != expected_hash {
                 refused(
                     "refused",
                     format!("Warden: the approval of review {id} does not match the held statement; it was not run"),
@@ -1000,11 +1013,6 @@ impl Drop for Busy<'_> {
                 Some((n - 1).max(0))
             });
     }
-}
-
-/// The hash the approval must carry for this held statement.
-fn held_hash(held: &Held) -> String {
-    warden_approvals::hub::statement_hash(&held.sql, &held.params)
 }
 
 /// Bookkeeping for a client frame that is forwarded: statements in flight (for the idle
