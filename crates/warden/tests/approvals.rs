@@ -192,7 +192,12 @@ impl Raw {
                 b'N' => {
                     let n = NoticeResponse::from_frame(&f)?;
                     let msg = n.fields.message().unwrap_or("");
-                    if let Some(at) = msg.find("rv-") {
+                    // Only the hold announcement: the "approved by" notice of an earlier
+                    // review names its id too, and may arrive after that statement's result.
+                    if let Some(at) = msg
+                        .find("holding this statement for review rv-")
+                        .map(|at| at + "holding this statement for review ".len())
+                    {
                         return Ok(msg[at..at + 19].to_owned());
                     }
                 }
