@@ -348,6 +348,129 @@ pub struct ConnectionConfig {
     /// `[connections.access_requests]`: identities outside `allow_groups` may ask for a
     /// time-bound grant; absent, nobody can.
     pub access_requests: Option<AccessRequestsConfig>,
+    /// `[[connections.masking]]`: what is masked in results, in order.
+    #[serde(default)]
+    pub masking: Vec<MaskingRuleConfig>,
+    /// Environment variable holding the key of the `hash` and `format_preserving`
+    /// strategies (at least 16 bytes). Unset: a random key per gateway start, so tokens
+    /// are stable for the gateway's lifetime only.
+    pub masking_key_env: Option<String>,
+    /// File holding that key.
+    pub masking_key_file: Option<PathBuf>,
+    /// `[connections.guardrails]`: result and rate bounds.
+    pub guardrails: Option<GuardrailsConfig>,
+}
+
+/// `[connections.guardrails]`: bounds on what one identity may pull and how fast.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailsConfig {
+    /// Rows of one result forwarded before it is cut off, with a notice.
+    pub max_rows: Option<u64>,
+    /// Statements one identity may run per minute, across its sessions on this
+    /// connection; more are refused (53400) until the minute has room again.
+    pub max_statements_per_minute: Option<u32>,
+    /// Groups the guardrails do not apply to.
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+}
+
+/// `[[connections.masking]]`: one masking rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingRuleConfig {
+    /// A name for audit records (default `masking[N]`).
+    pub name: Option<String>,
+    /// Columns as `schema.table.column`; each part may be `*` or contain `*` wildcards.
+    /// With `detectors`, the columns whose values are scanned.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// Paths inside json/jsonb columns: `schema.table.column:$.a.b`.
+    #[serde(default)]
+    pub json_paths: Vec<String>,
+    /// Content detectors (`email`, `payment_card`, `us_ssn`, `phone`, `iban`, `ipv4`,
+    /// `ipv6`, `jwt`, `api_key`, or the name of one of `patterns`): only matches are masked.
+    #[serde(default)]
+    pub detectors: Vec<String>,
+    /// Named custom regexes usable in `detectors`.
+    #[serde(default)]
+    pub patterns: Vec<MaskingPatternConfig>,
+    /// `redact` (default), `partial`, `keep_domain`, `hash`, `format_preserving`, `null`.
+    #[serde(default = "default_mask_strategy")]
+    pub strategy: String,
+    /// For `partial`: trailing letters/digits shown (default 4).
+    pub keep_last: Option<usize>,
+    /// For `redact`: the replacement text.
+    pub placeholder: Option<String>,
+    /// Groups this rule does not apply to.
+    #[serde(default)]
+    pub exempt_groups: Vec<String>,
+    /// Deny (rather than mask) an expression computed from these columns.
+    #[serde(default)]
+    pub strict: bool,
+    /// Refuse statements that use these columns in `where`, `join`, `group_by` or
+    /// `order_by` (inference attacks).
+    #[serde(default)]
+    pub refuse_in: Vec<String>,
+}
+
+/// A named regex for `detectors`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskingPatternConfig {
+    /// The name used in `detectors`.
+    pub name: String,
+    /// The regex (Rust `regex` syntax).
+    pub regex: String,
+}
+
+/// Masking strategies accepted in `strategy`.
+pub const MASK_STRATEGIES: &[&str] = &[
+    "redact",
+    "partial",
+    "keep_domain",
+    "hash",
+    "format_preserving",
+    "null",
+];
+/// Built-in detector names.
+pub const MASK_DETECTORS: &[&str] = &[
+    "email",
+    "payment_card",
+    "us_ssn",
+    "phone",
+    "iban",
+    "ipv4",
+    "ipv6",
+    "jwt",
+    "api_key",
+];
+/// Clauses accepted in `refuse_in`.
+pub const MASK_CLAUSES: &[&str] = &["where", "join", "group_by", "order_by"];
+
+fn default_mask_strategy() -> String {
+    "redact".into()
+}
+
+impl ConnectionConfig {
+    /// Where the masking key comes from.
+    pub fn masking_key_source(&self) -> SecretSource {
+        SecretSource::from_parts(&self.masking_key_env, &self.masking_key_file)
+            .unwrap_or(SecretSource::None)
+    }
+}
+
+/// Whether `p` is a `schema.table.column` pattern: three non-empty dot-separated parts of
+/// identifier characters or `*`.
+pub fn valid_column_pattern(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|s| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '*')
+        })
 }
 
 /// `[connections.webhook]`: a JSON POST signed with HMAC-SHA256 (see the README).
@@ -1010,6 +1133,43 @@ impl Config {
                     err(akey("timeout"), "must be between 1s and 7 days".into());
                 }
             }
+            for (j, m) in c.masking.iter().enumerate() {
+                for (k, msg) in check_masking(m) {
+                    err(format!("connections[{i}].masking[{j}].{k}"), msg);
+                }
+            }
+            if let Some(g) = &c.guardrails {
+                if g.max_rows == Some(0) {
+                    err(key("guardrails.max_rows"), "must be at least 1".into());
+                }
+                if g.max_statements_per_minute == Some(0) {
+                    err(
+                        key("guardrails.max_statements_per_minute"),
+                        "must be at least 1".into(),
+                    );
+                }
+                if g.max_rows.is_none() && g.max_statements_per_minute.is_none() {
+                    err(
+                        key("guardrails"),
+                        "set max_rows or max_statements_per_minute".into(),
+                    );
+                }
+            }
+            match SecretSource::from_parts(&c.masking_key_env, &c.masking_key_file) {
+                None => err(
+                    key("masking_key_env"),
+                    "set masking_key_env or masking_key_file, not both".into(),
+                ),
+                Some(src) if secrets => match src.load() {
+                    Ok(Some(v)) if v.expose().len() < 16 => err(
+                        key("masking_key_env"),
+                        "the masking key must be at least 16 bytes".into(),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => err(key("masking_key_env"), e),
+                },
+                Some(_) => {}
+            }
             for (k, d) in [
                 ("idle_timeout", c.idle_timeout),
                 ("max_session", c.max_session),
@@ -1026,6 +1186,119 @@ impl Config {
             Err(ConfigErrors(errs))
         }
     }
+}
+
+/// Problems with a `[[connections.masking]]` rule, as (key, message).
+fn check_masking(m: &MaskingRuleConfig) -> Vec<(&'static str, String)> {
+    let mut errs = Vec::new();
+    if m.columns.is_empty() && m.json_paths.is_empty() {
+        errs.push((
+            "columns",
+            "a masking rule needs columns or json_paths".into(),
+        ));
+    }
+    if let Some(bad) = m.columns.iter().find(|c| !valid_column_pattern(c)) {
+        errs.push((
+            "columns",
+            format!("{bad:?} is not schema.table.column (parts may use * wildcards)"),
+        ));
+    }
+    for jp in &m.json_paths {
+        match jp.split_once(':') {
+            Some((col, path)) if valid_column_pattern(col) && !col.contains('*') => {
+                if let Err(e) = warden_masking::JsonPath::parse(path) {
+                    errs.push(("json_paths", format!("{jp:?}: {e}")));
+                }
+            }
+            _ => errs.push((
+                "json_paths",
+                format!("{jp:?} is not schema.table.column:$.path (no wildcards in the column)"),
+            )),
+        }
+    }
+    if !m.json_paths.is_empty() && !m.detectors.is_empty() {
+        errs.push((
+            "detectors",
+            "a rule masks either json_paths or detector matches; use two rules".into(),
+        ));
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for p in &m.patterns {
+        if MASK_DETECTORS.contains(&p.name.as_str()) || names.contains(&p.name.as_str()) {
+            errs.push((
+                "patterns",
+                format!("{:?} is already a detector name", p.name),
+            ));
+        }
+        names.push(&p.name);
+        if let Err(e) = warden_masking::CustomDetector::new(p.name.clone(), &p.regex) {
+            errs.push(("patterns", e.to_string()));
+        }
+    }
+    if let Some(bad) = m
+        .detectors
+        .iter()
+        .find(|d| !MASK_DETECTORS.contains(&d.as_str()) && !names.contains(&d.as_str()))
+    {
+        errs.push((
+            "detectors",
+            format!(
+                "{bad:?} is not one of {} or a name from patterns",
+                MASK_DETECTORS.join(", ")
+            ),
+        ));
+    }
+    if !m.patterns.is_empty() && m.detectors.is_empty() {
+        errs.push(("detectors", "list the patterns to use in detectors".into()));
+    }
+    if !MASK_STRATEGIES.contains(&m.strategy.as_str()) {
+        errs.push((
+            "strategy",
+            format!(
+                "{:?} is not one of {}",
+                m.strategy,
+                MASK_STRATEGIES.join(", ")
+            ),
+        ));
+    }
+    if m.keep_last.is_some() && m.strategy != "partial" {
+        errs.push((
+            "keep_last",
+            "only the partial strategy keeps characters".into(),
+        ));
+    }
+    if m.keep_last.is_some_and(|k| k > 64) {
+        errs.push(("keep_last", "must be at most 64".into()));
+    }
+    if m.placeholder.is_some() && m.strategy != "redact" {
+        errs.push((
+            "placeholder",
+            "only the redact strategy has a placeholder".into(),
+        ));
+    }
+    if m.placeholder
+        .as_ref()
+        .is_some_and(|p| p.len() > 256 || p.contains('\0'))
+    {
+        errs.push(("placeholder", "must be under 256 bytes, without NUL".into()));
+    }
+    if let Some(bad) = m
+        .refuse_in
+        .iter()
+        .find(|c| !MASK_CLAUSES.contains(&c.as_str()))
+    {
+        errs.push((
+            "refuse_in",
+            format!("{bad:?} is not one of {}", MASK_CLAUSES.join(", ")),
+        ));
+    }
+    if m.name
+        .as_ref()
+        .is_some_and(|n| n.is_empty() || n.len() > 63)
+    {
+        errs.push(("name", "must be 1-63 bytes".into()));
+    }
+    errs
 }
 
 /// Problems with a `[connections.jit]` section, as (key, message).

@@ -365,3 +365,58 @@ fn review_rules_webhooks_and_access_requests_are_checked() {
     let all = messages(&no_secret).join("\n");
     assert!(all.contains("a webhook needs a signing secret"), "{all}");
 }
+
+#[test]
+fn masking_rules_are_checked() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "x");
+    std::env::set_var("WARDEN_CONFIG_TEST_MASK_KEY", "0123456789abcdef0123");
+    std::env::set_var("WARDEN_CONFIG_TEST_SHORT_MASK_KEY", "tiny-secret");
+    let ok = format!(
+        "{}\
+         [[connections.masking]]\ncolumns = [\"public.customers.email\", \"public.customers.ssn\"]\nexempt_groups = [\"dba\"]\nstrict = true\nrefuse_in = [\"where\", \"order_by\"]\n\
+         [[connections.masking]]\njson_paths = [\"public.customers.profile:$.contact.email\"]\nstrategy = \"hash\"\n\
+         [[connections.masking]]\ncolumns = [\"*.*.*\"]\ndetectors = [\"payment_card\", \"emp\"]\npatterns = [{{ name = \"emp\", regex = \"E-[0-9]{{6}}\" }}]\nstrategy = \"partial\"\nkeep_last = 2\n",
+        with_key("WARDEN_CONFIG_TEST_MASK_KEY")
+    );
+    let c = parse(&ok).unwrap();
+    let m = &c.connections[0].masking;
+    assert_eq!(m.len(), 3);
+    assert_eq!(m[0].strategy, "redact");
+    assert!(m[0].strict);
+    assert_eq!(m[1].strategy, "hash");
+    assert_eq!(m[2].keep_last, Some(2));
+
+    let bad = format!(
+        "{}\
+         [[connections.masking]]\nstrategy = \"shred\"\n\
+         [[connections.masking]]\ncolumns = [\"customers.email\"]\nrefuse_in = [\"select\"]\nkeep_last = 3\n\
+         [[connections.masking]]\njson_paths = [\"public.customers.profile\", \"public.customers.profile:contact\"]\n\
+         [[connections.masking]]\ncolumns = [\"*.*.*\"]\ndetectors = [\"dna\"]\npatterns = [{{ name = \"x\", regex = \"(\" }}]\n",
+        with_key("WARDEN_CONFIG_TEST_SHORT_MASK_KEY")
+            .replace("[[connections.roles]]", "[connections.guardrails]\nmax_rows = 0\n\n[[connections.roles]]")
+    );
+    let all = messages(&bad).join("\n");
+    for want in [
+        "connections[0].masking[0].columns: a masking rule needs columns or json_paths",
+        "connections[0].masking[0].strategy: \"shred\" is not one of",
+        "connections[0].masking[1].columns: \"customers.email\" is not schema.table.column",
+        "connections[0].masking[1].refuse_in: \"select\" is not one of",
+        "connections[0].masking[1].keep_last: only the partial strategy",
+        "connections[0].masking[2].json_paths: \"public.customers.profile\" is not",
+        "connections[0].masking[2].json_paths: \"public.customers.profile:contact\"",
+        "connections[0].masking[3].detectors: \"dna\" is not one of",
+        "connections[0].masking[3].patterns:",
+        "connections[0].masking_key_env: the masking key must be at least 16 bytes",
+        "connections[0].guardrails.max_rows: must be at least 1",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in:\n{all}");
+    }
+    assert!(!all.contains("tiny-secret"), "a secret leaked: {all}");
+}
+
+fn with_key(var: &str) -> String {
+    GOOD.replace(
+        "idle_timeout = \"5m\"\n",
+        &format!("idle_timeout = \"5m\"\nmasking_key_env = \"{var}\"\n"),
+    )
+}

@@ -77,6 +77,10 @@ pub enum SessionError {
     /// The session could not be recorded, so it does not start (fail closed).
     #[error("cannot record the session: {0}")]
     Recording(String),
+    /// The connection masks columns and the catalog needed to mask them cannot be read,
+    /// so the session does not start (fail closed).
+    #[error("masking unavailable: {0}")]
+    Masking(String),
 }
 
 /// Why Warden ended a healthy session.
@@ -194,6 +198,7 @@ impl SessionError {
             SessionError::Jit(_) => "jit_credential",
             SessionError::Ended(e) => e.label(),
             SessionError::Recording(_) => "recording",
+            SessionError::Masking(_) => "masking",
             SessionError::DeniedInPipeline(_) => "denied_in_pipeline",
         }
     }
@@ -295,6 +300,11 @@ impl SessionError {
                 "58030",
                 "Warden cannot record this session, and sessions do not run unrecorded".into(),
                 Some("tell the Warden administrator: the recordings directory or the store is failing"),
+            ),
+            SessionError::Masking(m) => v(
+                "58030",
+                format!("Warden cannot mask this connection's results, so the session does not start: {m}"),
+                Some("tell the Warden administrator: the gateway could not read the target's catalog"),
             ),
             SessionError::Ended(e) => v(
                 "57P01",

@@ -79,6 +79,8 @@ pub struct Held {
     pub params: Vec<Option<String>>,
     /// Extended protocol (held at Execute).
     pub extended: bool,
+    /// Refused at once, without a review (a guardrail): SQLSTATE and message.
+    pub refuse: Option<(&'static str, String)>,
 }
 
 #[derive(Clone)]
@@ -183,6 +185,7 @@ mod tests {
             class: "destructive",
             params: Vec::new(),
             extended: true,
+            refuse: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod cancel;
 pub mod error;
 pub mod hold;
 mod io;
+pub mod mask;
 pub mod proxy;
 pub mod record;
 pub mod registry;

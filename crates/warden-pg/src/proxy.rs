@@ -30,6 +30,7 @@ use warden_wire::{Frame, WireError};
 
 use crate::error::{Ended, SessionError};
 use crate::hold::{Held, HoldSignal, ReviewTracker, Reviews};
+use crate::mask::{SessionMask, TargetAction};
 use crate::record::{recordable, Recorder};
 use crate::stream::ClientStream;
 
@@ -67,6 +68,61 @@ pub struct SessionCtx {
     pub reviews: Option<Arc<Reviews>>,
     /// Lets a cancel request withdraw a held statement.
     pub hold: Arc<HoldSignal>,
+    /// Result masking, when a rule applies to this identity.
+    pub mask: Option<SessionMask>,
+    /// Row and rate bounds, when they apply to this identity.
+    pub guard: Option<Guard>,
+}
+
+/// `[connections.guardrails]` for one session.
+pub struct Guard {
+    /// Rows of one result forwarded before it is cut off.
+    pub max_rows: Option<u64>,
+    /// The connection's per-identity statement rate.
+    pub rate: Option<Arc<RateLimiter>>,
+}
+
+/// Statements per minute per identity, across the sessions of one connection: a sliding
+/// window of the last minute's start times.
+pub struct RateLimiter {
+    per_minute: u32,
+    windows: Mutex<std::collections::HashMap<String, std::collections::VecDeque<Instant>>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_minute` statements per identity.
+    pub fn new(per_minute: u32) -> Self {
+        RateLimiter {
+            per_minute,
+            windows: Mutex::new(Default::default()),
+        }
+    }
+
+    /// Takes `n` statements for `who`: `Err(wait)` when the minute is full (nothing is
+    /// taken then).
+    pub fn take(&self, who: &str, n: usize) -> Result<(), Duration> {
+        let now = Instant::now();
+        let minute = Duration::from_secs(60);
+        let mut all = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget identities idle for a minute, so the map stays small.
+        if all.len() > 1024 {
+            all.retain(|_, w| w.back().is_some_and(|t| now.duration_since(*t) < minute));
+        }
+        let w = all.entry(who.to_owned()).or_default();
+        while w.front().is_some_and(|t| now.duration_since(*t) >= minute) {
+            w.pop_front();
+        }
+        if w.len() + n > self.per_minute as usize {
+            let wait = w
+                .front()
+                .map_or(minute, |t| minute.saturating_sub(now.duration_since(*t)));
+            return Err(wait);
+        }
+        for _ in 0..n {
+            w.push_back(now);
+        }
+        Ok(())
+    }
 }
 
 /// What the idle timeout needs to know: statements in flight and when each side last
@@ -337,9 +393,12 @@ impl Direction {
         let recording = ctx.recorder.is_some();
         Ok(match (self, tag) {
             (Direction::ToTarget, b'Q' | b'P' | b'S') => Disposition::Inspect,
-            (Direction::ToTarget, b'B' | b'E' | b'C') if recording || ctx.reviews.is_some() => {
+            (Direction::ToTarget, b'B' | b'E' | b'C')
+                if recording || ctx.reviews.is_some() || ctx.mask.is_some() =>
+            {
                 Disposition::Inspect
             }
+            (Direction::ToTarget, b'D') if ctx.mask.is_some() => Disposition::Inspect,
             (Direction::ToTarget, b'X') => {
                 terminated.store(true, Ordering::Relaxed);
                 Disposition::Pass
@@ -350,6 +409,17 @@ impl Direction {
                 return Err(SessionError::Unsupported("the FunctionCall message"))
             }
             (Direction::ToClient, b'Z') => Disposition::Inspect,
+            (Direction::ToClient, b'D' | b'd' | b'C' | b'E' | b'I')
+                if ctx.guard.as_ref().is_some_and(|g| g.max_rows.is_some()) =>
+            {
+                Disposition::Inspect
+            }
+            // Masking pairs every answer with what the client sent, and rewrites rows.
+            (
+                Direction::ToClient,
+                b'T' | b'n' | b'D' | b'C' | b'I' | b's' | b'E' | b'N' | b'H' | b'd' | b'c' | b'1'
+                | b'2' | b'3' | b't',
+            ) if ctx.mask.is_some() => Disposition::Inspect,
             (Direction::ToClient, b'T' | b'C' | b'E' | b'I' | b's') if recording => {
                 Disposition::Inspect
             }
@@ -456,8 +526,14 @@ where
     // The client's Sync ending the skipping was already sent by the gateway: drop it.
     let mut sync_sent = false;
     let mut tracker = ReviewTracker::default();
-    // Target side: an error to put just before a ReadyForQuery.
-    let mut splice: Option<(usize, Bytes)> = None;
+    // Changes to the bytes about to be written: (offset, bytes removed, bytes inserted),
+    // in offset order (an error put before a ReadyForQuery, a masked row, an injected
+    // Describe).
+    let mut edits: Vec<(usize, usize, Bytes)> = Vec::new();
+    // Target side, with max_rows: rows of the current result sent, and cut off.
+    let mut rows_sent = 0u64;
+    let mut rows_cut = 0u64;
+    let max_rows = ctx.guard.as_ref().and_then(|g| g.max_rows);
     loop {
         if discard > 0 {
             let n = discard.min(buf.len());
@@ -524,6 +600,10 @@ where
                                     .map_err(SessionError::ClientProtocol)?
                                 {
                                     Verdict::Forward => note_forwarded(tag, &mut unsynced, ctx),
+                                    Verdict::Prefix(bytes) => {
+                                        edits.push((ready, 0, bytes));
+                                        note_forwarded(tag, &mut unsynced, ctx);
+                                    }
                                     Verdict::Deny(message) => {
                                         cut = Some((len, Cut::Denied { tag, message }));
                                         break;
@@ -540,12 +620,63 @@ where
                                 }
                             }
                             Direction::ToClient => {
-                                if tag == b'Z' && splice.is_none() {
+                                if tag == b'Z' {
                                     if let Some(bytes) = ctx.activity.take_splice() {
-                                        splice = Some((ready, bytes));
+                                        edits.push((ready, 0, bytes));
                                     }
                                 }
-                                inspect_target(tag, &rest[5..len], ctx)
+                                let mut cut_off = None;
+                                if let Some(max) = max_rows {
+                                    match tag {
+                                        b'D' | b'd' if rows_sent >= max => {
+                                            rows_cut += 1;
+                                            edits.push((ready, len, Bytes::new()));
+                                            ready += len;
+                                            continue;
+                                        }
+                                        b'D' | b'd' => rows_sent += 1,
+                                        b'C' if rows_cut > 0 => {
+                                            cut_off =
+                                                Some(cut_off_answer(&rest[5..len], max, rows_cut));
+                                            (rows_sent, rows_cut) = (0, 0);
+                                        }
+                                        b'C' | b'E' | b'I' => (rows_sent, rows_cut) = (0, 0),
+                                        _ => {}
+                                    }
+                                }
+                                let mut action = TargetAction::Forward;
+                                if let Some(m) = &ctx.mask {
+                                    action = m.target_frame(tag, &rest[5..len]);
+                                    if let TargetAction::Reload = action {
+                                        m.reload().await.map_err(SessionError::Masking)?;
+                                        action = m.target_frame(tag, &rest[5..len]);
+                                    }
+                                }
+                                if let (Some((notice, complete)), TargetAction::Forward) =
+                                    (cut_off, &action)
+                                {
+                                    if let Some(r) = &ctx.recorder {
+                                        lock(r).notice(
+                                            "max_rows",
+                                            &format!(
+                                                "result cut off after {} rows",
+                                                max_rows.unwrap_or(0)
+                                            ),
+                                        );
+                                    }
+                                    edits.push((ready, 0, notice));
+                                    action = TargetAction::Replace(complete);
+                                }
+                                match action {
+                                    TargetAction::Replace(bytes) => {
+                                        inspect_target(bytes[0], &bytes[5..], ctx);
+                                        edits.push((ready, len, bytes));
+                                    }
+                                    TargetAction::Drop => edits.push((ready, len, Bytes::new())),
+                                    TargetAction::Forward | TargetAction::Reload => {
+                                        inspect_target(tag, &rest[5..len], ctx)
+                                    }
+                                }
                             }
                         }
                         ready += len;
@@ -564,17 +695,20 @@ where
                 }
             }
             let chunk = buf.split_to(ready);
-            match splice.take() {
-                Some((at, bytes)) => {
-                    wr.write_all(&chunk[..at])
-                        .await
-                        .map_err(|e| dir.write_error(e))?;
-                    wr.write_all(&bytes).await.map_err(|e| dir.write_error(e))?;
-                    wr.write_all(&chunk[at..])
-                        .await
-                        .map_err(|e| dir.write_error(e))?;
+            if edits.is_empty() {
+                wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?;
+            } else {
+                // One write for the whole walk, edits applied.
+                let grow: usize = edits.iter().map(|(_, _, b)| b.len()).sum();
+                let mut out = BytesMut::with_capacity(chunk.len() + grow);
+                let mut at = 0;
+                for (start, removed, bytes) in edits.drain(..) {
+                    out.extend_from_slice(&chunk[at..start]);
+                    out.extend_from_slice(&bytes);
+                    at = start + removed;
                 }
-                None => wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?,
+                out.extend_from_slice(&chunk[at..]);
+                wr.write_all(&out).await.map_err(|e| dir.write_error(e))?;
             }
             // A no-op on TCP; TLS buffers records until flushed.
             wr.flush().await.map_err(|e| dir.write_error(e))?;
@@ -584,13 +718,22 @@ where
         {
             let (tag, len) = (*tag, *len);
             if tag == b'Q' && unsynced {
-                return Err(SessionError::DeniedInPipeline(
-                    "a statement needing review cannot follow unsynchronised extended-protocol messages".into(),
-                ));
+                return Err(SessionError::DeniedInPipeline(match &held.refuse {
+                    Some((_, m)) => m.clone(),
+                    None => "a statement needing review cannot follow unsynchronised extended-protocol messages".into(),
+                }));
             }
             // Held frames are inspected, so the whole frame is in the buffer.
             let frame = buf.split_to(len).freeze();
-            match hold_statement(ctx, held, inject, rd, &mut buf).await? {
+            let end = match &held.refuse {
+                Some((code, message)) => HoldEnd::Refused {
+                    code,
+                    decision: "refused",
+                    message: message.clone(),
+                },
+                None => hold_statement(ctx, held, inject, rd, &mut buf).await?,
+            };
+            match end {
                 HoldEnd::Released { reason } => {
                     if let Some(r) = &ctx.recorder {
                         let mut r = lock(r);
@@ -598,6 +741,17 @@ where
                             r.held_query(&held.sql, held.secret, held.class, &reason);
                         } else {
                             r.held_execute(portal, &reason);
+                        }
+                    }
+                    if let Some(m) = &ctx.mask {
+                        if tag == b'Q' {
+                            let sql = warden_wire::query_text(&frame[5..])
+                                .map_err(SessionError::ClientProtocol)?;
+                            m.query_sent(m.lineage(sql));
+                        } else if let Some(describe) = m.execute_sent(portal) {
+                            wr.write_all(&describe)
+                                .await
+                                .map_err(|e| dir.write_error(e))?;
                         }
                     }
                     wr.write_all(&frame).await.map_err(|e| dir.write_error(e))?;
@@ -624,6 +778,9 @@ where
                         ctx.activity.set_splice(error);
                         if let Some(r) = &ctx.recorder {
                             lock(r).sync();
+                        }
+                        if let Some(m) = &ctx.mask {
+                            m.sync_sent();
                         }
                         note_forwarded(b'S', &mut unsynced, ctx);
                         wr.write_all(SYNC).await.map_err(|e| dir.write_error(e))?;
@@ -724,6 +881,13 @@ fn inspect_client(
                 _ => warden_wire::parse_text(body)?,
             };
             let analysis = ctx.analyzer.analyze(sql);
+            if tag == b'Q' {
+                if let Some(held) = rate_limited(ctx, analysis.statements.len().max(1), || {
+                    recordable(sql, &analysis).0
+                }) {
+                    return Ok(Verdict::Hold(Box::new(held)));
+                }
+            }
             let class = analysis.riskiest();
             ctx.counters.count(class);
             if tracing::enabled!(tracing::Level::DEBUG) {
@@ -751,6 +915,7 @@ fn inspect_client(
                                     class: class.as_str(),
                                     params: Vec::new(),
                                     extended: tag == b'P',
+                                    refuse: None,
                                 });
                                 None
                             }
@@ -770,12 +935,34 @@ fn inspect_client(
                     return Ok(Verdict::Deny(message));
                 }
             }
+            let mut lineages = None;
+            if let Some(m) = &ctx.mask {
+                match m.check(sql, &analysis) {
+                    Ok(l) => lineages = Some(l),
+                    Err(why) => {
+                        let message = format!("Warden denied this statement: {why}");
+                        metrics::counter!("warden_pg_statements_denied_total").increment(1);
+                        metrics::counter!("warden_masking_denied_total").increment(1);
+                        if let Some(r) = &ctx.recorder {
+                            lock(r).denied(tag == b'P', sql, &analysis, &message);
+                        }
+                        return Ok(Verdict::Deny(message));
+                    }
+                }
+            }
             if tag == b'Q' {
                 if let Some(held) = review {
                     return Ok(Verdict::Hold(Box::new(held)));
                 }
             } else if ctx.reviews.is_some() {
                 tracker.parse(name, body, review);
+            }
+            if let (Some(m), Some(l)) = (&ctx.mask, lineages) {
+                if tag == b'Q' {
+                    m.query_sent(l);
+                } else {
+                    m.parse_sent(name, &l);
+                }
             }
             if let Some(r) = &ctx.recorder {
                 let mut r = lock(r);
@@ -790,6 +977,14 @@ fn inspect_client(
             if let Some(r) = &ctx.recorder {
                 lock(r).sync();
             }
+            if let Some(m) = &ctx.mask {
+                m.sync_sent();
+            }
+        }
+        b'D' => {
+            if let Some(m) = &ctx.mask {
+                m.describe_sent(body);
+            }
         }
         b'B' | b'C' => {
             if ctx.reviews.is_some() {
@@ -800,6 +995,13 @@ fn inspect_client(
                 } else {
                     let kind = *body.first().ok_or(WireError::Malformed { what: "Close" })?;
                     tracker.close(kind, cstr(&body[1..]));
+                }
+            }
+            if let Some(m) = &ctx.mask {
+                if tag == b'B' {
+                    m.bind_sent(body);
+                } else {
+                    m.close_sent(body);
                 }
             }
             if let Some(r) = &ctx.recorder {
@@ -814,6 +1016,9 @@ fn inspect_client(
         }
         b'E' => {
             let portal = cstr(body);
+            if let Some(held) = rate_limited(ctx, 1, || format!("Execute of portal {portal:?}")) {
+                return Ok(Verdict::Hold(Box::new(held)));
+            }
             if let Some(held) = (!tracker.is_empty())
                 .then(|| tracker.execute(portal))
                 .flatten()
@@ -823,10 +1028,63 @@ fn inspect_client(
             if let Some(r) = &ctx.recorder {
                 lock(r).execute(portal);
             }
+            if let Some(describe) = ctx.mask.as_ref().and_then(|m| m.execute_sent(portal)) {
+                return Ok(Verdict::Prefix(describe));
+            }
         }
         _ => {}
     }
     Ok(Verdict::Forward)
+}
+
+/// For a result cut off by max_rows: the notice that says so, and its CommandComplete with
+/// the count of rows actually sent.
+fn cut_off_answer(body: &[u8], max: u64, cut: u64) -> (Bytes, Bytes) {
+    metrics::counter!("warden_guardrail_rows_cut_total").increment(cut);
+    let notice = NoticeResponse::new(
+        Severity::Warning,
+        "01000",
+        format!(
+            "Warden cut this result off after {max} rows (max_rows): {cut} more rows were not sent"
+        ),
+    )
+    .with_hint("narrow the query (WHERE, LIMIT) or ask for the connection's max_rows to be raised")
+    .encode();
+    let tag = cstr(body);
+    let rewritten = match tag.rsplit_once(' ') {
+        Some((head, n)) if n.bytes().all(|b| b.is_ascii_digit()) => format!("{head} {max}"),
+        _ => tag.to_owned(),
+    };
+    let mut complete = BytesMut::with_capacity(rewritten.len() + 6);
+    complete.extend_from_slice(b"C");
+    complete.extend_from_slice(&((rewritten.len() + 5) as i32).to_be_bytes());
+    complete.extend_from_slice(rewritten.as_bytes());
+    complete.extend_from_slice(&[0]);
+    (notice, complete.freeze())
+}
+
+/// A statement refused by the per-identity rate, as a hold that ends at once (so an
+/// Execute in a batch is refused in order, like a rejected review).
+fn rate_limited(ctx: &SessionCtx, n: usize, what: impl FnOnce() -> String) -> Option<Held> {
+    let rate = ctx.guard.as_ref()?.rate.as_ref()?;
+    let wait = rate.take(&ctx.identity.subject.0, n).err()?;
+    metrics::counter!("warden_guardrail_rate_limited_total").increment(1);
+    let message = format!(
+        "Warden refused this statement: {} may run {} statements per minute on this connection (max_statements_per_minute); try again in {}s",
+        ctx.identity.subject,
+        rate.per_minute,
+        wait.as_secs().max(1)
+    );
+    Some(Held {
+        rule: usize::MAX,
+        message: message.clone(),
+        sql: what(),
+        secret: true,
+        class: "unknown",
+        params: Vec::new(),
+        extended: false,
+        refuse: Some(("53400", message)),
+    })
 }
 
 /// The NUL-terminated string at the start of `body` (empty when malformed).
@@ -840,6 +1098,8 @@ fn cstr(body: &[u8]) -> &str {
 /// Whether a client frame goes on to the target.
 enum Verdict {
     Forward,
+    /// Forward, after these bytes (the gateway's own Describe before an Execute).
+    Prefix(Bytes),
     Deny(String),
     Hold(Box<Held>),
 }
@@ -1060,10 +1320,24 @@ fn inspect_target(tag: u8, body: &[u8], ctx: &SessionCtx) {
         // Wakes a denied statement's answer waiting for earlier statements to finish.
         a.ready.notify_waiters();
     }
+    if let (Some(m), b'C' | b'E' | b'I' | b's') = (&ctx.mask, tag) {
+        let counts = m.take_counts();
+        for (rule, n) in &counts {
+            metrics::counter!("warden_masking_values_total", "rule" => rule.clone()).increment(*n);
+        }
+        if let Some(r) = &ctx.recorder {
+            lock(r).masked(counts);
+        }
+    }
     let Some(r) = &ctx.recorder else {
         return;
     };
     let mut r = lock(r);
+    if tag == b'D' && !r.wants_row(body.len() + 5) {
+        // Rows masking or max_rows inspect whatever the cap: over it, only counted.
+        r.row_skipped();
+        return;
+    }
     match tag {
         b'Z' => r.ready(),
         b'I' => r.finished_without_tag("EMPTY"),

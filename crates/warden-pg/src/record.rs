@@ -89,6 +89,8 @@ pub struct Recorder {
     /// Set when a ReadyForQuery was noted: flush before forwarding it.
     dirty: bool,
     failed: bool,
+    /// Values masked in the statement in progress, per rule.
+    masked: std::collections::BTreeMap<String, u64>,
 }
 
 impl Recorder {
@@ -103,6 +105,7 @@ impl Recorder {
             portals: HashMap::new(),
             dirty: false,
             failed: false,
+            masked: Default::default(),
         }
     }
 
@@ -206,6 +209,7 @@ impl Recorder {
                 message: message.to_owned(),
             }),
             duration_us: 0,
+            masked: Default::default(),
         }));
         self.dirty = true;
     }
@@ -411,12 +415,14 @@ impl Recorder {
             }
             e
         });
+        let masked = std::mem::take(&mut self.masked);
         self.push(EventBody::Completion(Completion {
             statement: id,
             tag,
             rows: total,
             error,
             duration_us,
+            masked,
         }));
     }
 
@@ -468,11 +474,19 @@ impl Recorder {
                             message: "not run: an earlier statement before Sync failed".into(),
                         }),
                         duration_us: 0,
+                        masked: Default::default(),
                     }));
                 }
             }
         }
         self.dirty = true;
+    }
+
+    /// Values masked in the result in progress (added to its completion).
+    pub fn masked(&mut self, counts: Vec<(String, u64)>) {
+        for (rule, n) in counts {
+            *self.masked.entry(rule).or_default() += n;
+        }
     }
 
     /// A session-level event (idle timeout, kill, …).

@@ -20,6 +20,10 @@ use warden_approvals::webhook::{Webhook, WebhookSettings};
 
 use crate::cancel::CancelRegistry;
 use crate::hold::Reviews;
+use crate::mask::catalog::CatalogHandle;
+use crate::mask::rules::MaskRules;
+use crate::mask::ConnectionMasking;
+use crate::proxy::{Guard, RateLimiter};
 use crate::record::RecordLimits;
 use crate::registry::Registry;
 
@@ -118,6 +122,33 @@ pub struct Runtime {
     pub hub: Arc<Hub>,
     /// Review settings by connection (only connections with review rules).
     pub reviews: HashMap<String, Arc<Reviews>>,
+    /// Masking by connection (only connections with masking rules).
+    pub masking: HashMap<String, Arc<ConnectionMasking>>,
+    /// Guardrails by connection (only connections with some).
+    pub guardrails: HashMap<String, Guardrails>,
+}
+
+/// A connection's `[connections.guardrails]`, with its shared rate limiter.
+pub struct Guardrails {
+    /// Rows of one result forwarded before it is cut off.
+    pub max_rows: Option<u64>,
+    /// Statements per minute per identity.
+    pub rate: Option<Arc<RateLimiter>>,
+    /// Groups the guardrails do not apply to.
+    pub exempt_groups: Vec<String>,
+}
+
+impl Guardrails {
+    /// The session's guard, unless `identity` is exempt.
+    pub fn for_identity(&self, identity: &warden_types::Identity) -> Option<Guard> {
+        if self.exempt_groups.iter().any(|g| identity.in_group(g)) {
+            return None;
+        }
+        Some(Guard {
+            max_rows: self.max_rows,
+            rate: self.rate.clone(),
+        })
+    }
 }
 
 impl Runtime {
@@ -148,6 +179,10 @@ impl Runtime {
             ..HubConfig::default()
         };
         let mut review_specs = HashMap::new();
+        let mut masking = HashMap::new();
+        // Keys of connections without a configured one: random per gateway start.
+        let mut gateway_key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut gateway_key);
         for c in &config.connections {
             let err = |message: String| RuntimeError::Connection {
                 connection: c.name.clone(),
@@ -236,6 +271,51 @@ impl Runtime {
                     .collect::<Vec<_>>();
                 review_specs.insert(c.name.clone(), specs);
             }
+            if !c.masking.is_empty() {
+                let key = match load(c.masking_key_source())? {
+                    Some(k) => k.expose().as_bytes().to_vec(),
+                    None => {
+                        use hmac::Mac;
+                        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(&gateway_key)
+                            .map_err(|e| err(e.to_string()))?;
+                        m.update(c.name.as_bytes());
+                        m.finalize().into_bytes().to_vec()
+                    }
+                };
+                let key = warden_masking::MaskKey::new(key).map_err(|e| err(e.to_string()))?;
+                let compiled = MaskRules::compile(&c.masking, key).map_err(&err)?;
+                // The catalog is read as the role-management role, or the default role.
+                let (user, password) = match (&jit, &default) {
+                    (Some(j), _) => (
+                        j.settings().admin_username.clone(),
+                        j.settings().admin_password.as_ref().map(|p| p.expose().to_owned()),
+                    ),
+                    (None, Some(d)) => (
+                        d.user.clone(),
+                        d.password.as_ref().map(|p| p.expose().to_owned()),
+                    ),
+                    (None, None) => {
+                        return Err(err(
+                            "masking needs a role to read the catalog: set username or [connections.jit]".into(),
+                        ))
+                    }
+                };
+                let handle = CatalogHandle::new(
+                    &url.host,
+                    url.port,
+                    &url.database,
+                    &user,
+                    password.as_deref(),
+                    Arc::new(compiled),
+                    config.gateway.connect_timeout,
+                );
+                masking.insert(
+                    c.name.clone(),
+                    Arc::new(ConnectionMasking {
+                        handle: Arc::new(handle),
+                    }),
+                );
+            }
             rules.push(ConnectionRules {
                 name: c.name.clone(),
                 allow_groups: c.allow_groups.clone(),
@@ -278,6 +358,24 @@ impl Runtime {
             })
             .collect();
         Ok(Runtime {
+            guardrails: config
+                .connections
+                .iter()
+                .filter_map(|c| {
+                    let g = c.guardrails.as_ref()?;
+                    Some((
+                        c.name.clone(),
+                        Guardrails {
+                            max_rows: g.max_rows,
+                            rate: g
+                                .max_statements_per_minute
+                                .map(|n| Arc::new(RateLimiter::new(n))),
+                            exempt_groups: g.exempt_groups.clone(),
+                        },
+                    ))
+                })
+                .collect(),
+            masking,
             hub,
             reviews,
             auth,

@@ -302,6 +302,14 @@ async fn open_session(
         .get(connection)
         .ok_or_else(|| SessionError::Credential("connection has no target".into()))?;
     let session_id = SessionId(uuid::Uuid::new_v4().to_string());
+    // Masking needs the target's catalog: a session that cannot be masked does not start.
+    let mask = match rt.masking.get(connection) {
+        Some(m) => m
+            .for_session(identity)
+            .await
+            .map_err(SessionError::Masking)?,
+        None => None,
+    };
 
     // Just-in-time: a fresh role for this session; its lease drops it when the session
     // ends, whichever way (including an error right here).
@@ -506,6 +514,11 @@ async fn open_session(
             counters: proxy::StatementCounters::new(),
             reviews: rt.reviews.get(connection).cloned(),
             hold,
+            mask,
+            guard: rt
+                .guardrails
+                .get(connection)
+                .and_then(|g| g.for_identity(identity)),
         },
         backend: backend.stream,
         backend_buf: backend.leftover,

@@ -119,6 +119,9 @@ pub struct Completion {
     pub error: Option<ErrorInfo>,
     /// From forwarding the statement to its completion, microseconds.
     pub duration_us: u64,
+    /// Values masked in this statement's result, per masking rule (never the values).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub masked: std::collections::BTreeMap<String, u64>,
 }
 
 /// An error as the client saw it.

@@ -65,6 +65,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 rows: 2,
                 error: None,
                 duration_us: 6_433,
+                masked: Default::default(),
             }),
         ),
         (
@@ -91,6 +92,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                     message: "denied by Warden: \"destructive\"".into(),
                 }),
                 duration_us: 100,
+                masked: Default::default(),
             }),
         ),
         (
@@ -126,6 +128,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 rows: 100,
                 error: None,
                 duration_us: 200_000,
+                masked: Default::default(),
             }),
         ),
         (

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bytes::BytesMut;
-use common::{http, psql, read_frame, Gateway, QueryResult};
+use common::{extended, http, psql, read_frame, Gateway, QueryResult};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use warden_testkit::{workspace_root, PgCluster};
@@ -247,34 +247,6 @@ impl Raw {
         c.write_all(&m).await?;
         Ok(())
     }
-}
-
-fn frame(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    m.extend_from_slice(body);
-    m
-}
-
-/// Parse (unnamed) + Bind (text parameters) + Execute + Sync.
-fn extended(sql: &str, params: &[&str]) -> Vec<u8> {
-    let mut parse = vec![0u8];
-    parse.extend_from_slice(sql.as_bytes());
-    parse.extend_from_slice(&[0, 0, 0]);
-    let mut bind = vec![0u8, 0u8, 0, 0];
-    bind.extend_from_slice(&(params.len() as i16).to_be_bytes());
-    for p in params {
-        bind.extend_from_slice(&(p.len() as i32).to_be_bytes());
-        bind.extend_from_slice(p.as_bytes());
-    }
-    bind.extend_from_slice(&[0, 0]);
-    [
-        frame(b'P', &parse),
-        frame(b'B', &bind),
-        frame(b'E', &[0, 0, 0, 0, 0]),
-        frame(b'S', &[]),
-    ]
-    .concat()
 }
 
 fn cli_ok(gw: &Gateway, args: &[&str]) -> String {

@@ -32,6 +32,10 @@ pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
         rules: vec![],
         webhook: None,
         access_requests: None,
+        masking: vec![],
+        masking_key_env: None,
+        masking_key_file: None,
+        guardrails: None,
     });
     config
 }
