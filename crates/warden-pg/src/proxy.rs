@@ -462,6 +462,23 @@ impl Direction {
     }
 }
 
+/// Bytes put in place of (or before) a frame of the walk.
+enum Insert {
+    /// These bytes.
+    Owned(Bytes),
+    /// A range of the walk's side buffer (masked rows, written without an allocation each).
+    Side(usize, usize),
+}
+
+impl Insert {
+    fn len(&self) -> usize {
+        match self {
+            Insert::Owned(b) => b.len(),
+            Insert::Side(a, b) => b - a,
+        }
+    }
+}
+
 /// Each pump's end of the injection channel.
 enum Side<'a> {
     /// Sends the gateway's own answers.
@@ -529,7 +546,9 @@ where
     // Changes to the bytes about to be written: (offset, bytes removed, bytes inserted),
     // in offset order (an error put before a ReadyForQuery, a masked row, an injected
     // Describe).
-    let mut edits: Vec<(usize, usize, Bytes)> = Vec::new();
+    let mut edits: Vec<(usize, usize, Insert)> = Vec::new();
+    // Masked rows of the current walk, written in place (see `Insert::Side`).
+    let mut masked_rows = BytesMut::new();
     // Target side, with max_rows: rows of the current result sent, and cut off.
     let mut rows_sent = 0u64;
     let mut rows_cut = 0u64;
@@ -601,7 +620,7 @@ where
                                 {
                                     Verdict::Forward => note_forwarded(tag, &mut unsynced, ctx),
                                     Verdict::Prefix(bytes) => {
-                                        edits.push((ready, 0, bytes));
+                                        edits.push((ready, 0, Insert::Owned(bytes)));
                                         note_forwarded(tag, &mut unsynced, ctx);
                                     }
                                     Verdict::Deny(message) => {
@@ -622,7 +641,7 @@ where
                             Direction::ToClient => {
                                 if tag == b'Z' {
                                     if let Some(bytes) = ctx.activity.take_splice() {
-                                        edits.push((ready, 0, bytes));
+                                        edits.push((ready, 0, Insert::Owned(bytes)));
                                     }
                                 }
                                 let mut cut_off = None;
@@ -630,7 +649,7 @@ where
                                     match tag {
                                         b'D' | b'd' if rows_sent >= max => {
                                             rows_cut += 1;
-                                            edits.push((ready, len, Bytes::new()));
+                                            edits.push((ready, len, Insert::Owned(Bytes::new())));
                                             ready += len;
                                             continue;
                                         }
@@ -645,6 +664,29 @@ where
                                     }
                                 }
                                 let mut action = TargetAction::Forward;
+                                if let (Some(m), b'D') = (&ctx.mask, tag) {
+                                    // The hot path: the masked row is written straight into
+                                    // the walk's side buffer.
+                                    let at = masked_rows.len();
+                                    match m.data_row_into(&rest[5..len], &mut masked_rows) {
+                                        Ok(false) => inspect_target(tag, &rest[5..len], ctx),
+                                        Ok(true) => {
+                                            inspect_target(tag, &masked_rows[at + 5..], ctx);
+                                            edits.push((
+                                                ready,
+                                                len,
+                                                Insert::Side(at, masked_rows.len()),
+                                            ));
+                                        }
+                                        Err(why) => {
+                                            return Err(SessionError::TargetProtocol(format!(
+                                                "{why}, on a masked session"
+                                            )))
+                                        }
+                                    }
+                                    ready += len;
+                                    continue;
+                                }
                                 if let Some(m) = &ctx.mask {
                                     action = m.target_frame(tag, &rest[5..len]);
                                     if let TargetAction::Reload = action {
@@ -664,15 +706,22 @@ where
                                             ),
                                         );
                                     }
-                                    edits.push((ready, 0, notice));
+                                    edits.push((ready, 0, Insert::Owned(notice)));
                                     action = TargetAction::Replace(complete);
                                 }
                                 match action {
                                     TargetAction::Replace(bytes) => {
                                         inspect_target(bytes[0], &bytes[5..], ctx);
-                                        edits.push((ready, len, bytes));
+                                        edits.push((ready, len, Insert::Owned(bytes)));
                                     }
-                                    TargetAction::Drop => edits.push((ready, len, Bytes::new())),
+                                    TargetAction::Drop => {
+                                        edits.push((ready, len, Insert::Owned(Bytes::new())))
+                                    }
+                                    TargetAction::Fail(why) => {
+                                        return Err(SessionError::TargetProtocol(format!(
+                                            "{why}, on a masked session"
+                                        )))
+                                    }
                                     TargetAction::Forward | TargetAction::Reload => {
                                         inspect_target(tag, &rest[5..len], ctx)
                                     }
@@ -699,15 +748,19 @@ where
                 wr.write_all(&chunk).await.map_err(|e| dir.write_error(e))?;
             } else {
                 // One write for the whole walk, edits applied.
-                let grow: usize = edits.iter().map(|(_, _, b)| b.len()).sum();
+                let grow: usize = edits.iter().map(|(_, _, i)| i.len()).sum();
                 let mut out = BytesMut::with_capacity(chunk.len() + grow);
                 let mut at = 0;
-                for (start, removed, bytes) in edits.drain(..) {
+                for (start, removed, insert) in edits.drain(..) {
                     out.extend_from_slice(&chunk[at..start]);
-                    out.extend_from_slice(&bytes);
+                    match insert {
+                        Insert::Owned(b) => out.extend_from_slice(&b),
+                        Insert::Side(a, b) => out.extend_from_slice(&masked_rows[a..b]),
+                    }
                     at = start + removed;
                 }
                 out.extend_from_slice(&chunk[at..]);
+                masked_rows.clear();
                 wr.write_all(&out).await.map_err(|e| dir.write_error(e))?;
             }
             // A no-op on TCP; TLS buffers records until flushed.

@@ -756,7 +756,7 @@ fn copy() {
         ])
     );
     assert_eq!(
-        allowed("COPY customers (ssn, id) TO STDOUT (FORMAT csv)").outputs,
+        allowed("COPY customers (ssn, id) TO STDOUT (FORMAT text)").outputs,
         Outputs::Known(vec![plain(&[1]), plain(&[])])
     );
     assert_eq!(
@@ -982,4 +982,31 @@ fn odd_inputs_do_not_panic() {
         known("SELECT json_object('k': email) FROM customers"),
         vec![derived(&[0])]
     );
+}
+
+#[test]
+fn copy_of_masked_columns_is_refused_outside_the_default_text_format() {
+    let schema = schema();
+    for sql in [
+        "COPY customers TO STDOUT WITH (FORMAT csv)",
+        "COPY customers TO STDOUT WITH (DELIMITER ',')",
+        "COPY customers (email) TO STDOUT (FORMAT binary)",
+        "COPY customers TO STDOUT CSV",
+    ] {
+        let l = analyze(sql, &schema);
+        assert!(
+            l[0].refusal
+                .as_deref()
+                .is_some_and(|r| r.contains("default text format")),
+            "{sql}: {:?}",
+            l[0].refusal
+        );
+    }
+    for sql in [
+        "COPY customers TO STDOUT",
+        "COPY customers TO STDOUT (FORMAT text)",
+        "COPY orders TO STDOUT WITH (FORMAT csv)",
+    ] {
+        assert_eq!(analyze(sql, &schema)[0].refusal, None, "{sql}");
+    }
 }

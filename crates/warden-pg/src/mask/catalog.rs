@@ -289,6 +289,18 @@ impl Catalog {
                     // A view calling something the analysis cannot see through is masked
                     // whole (failing closed).
                     Some(l) if l.refusal.is_some() => vec![column_rules.clone(); width],
+                    // So is one the parser cannot read (a newer grammar, say): the target
+                    // printed it, so it runs there whatever it reads.
+                    Some(Lineage {
+                        outputs: Outputs::Unknown(o),
+                        ..
+                    }) if !o.taint.is_tainted()
+                        && warden_policy::statement::analyze_uncached(def)
+                            .parse_error
+                            .is_some() =>
+                    {
+                        vec![column_rules.clone(); width]
+                    }
                     Some(Lineage {
                         outputs: Outputs::Known(cols),
                         ..

@@ -16,7 +16,7 @@ pub mod catalog;
 mod rewrite;
 pub mod rules;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -105,9 +105,15 @@ struct TargetState {
     portal_plan: Option<Plan>,
     copy: Option<CopyState>,
     /// Masked values per rule for the statement in progress.
-    counts: BTreeMap<RuleId, u64>,
+    counts: rewrite::Counts,
+    /// Where masked rows are written: one allocation shared by many rows.
+    out: BytesMut,
+    /// Where one masked value is built.
+    scratch: String,
     /// Unknown relations already reloaded for (not reloaded again).
     reloaded_for: HashSet<u32>,
+    /// Whether the transaction in progress ran a statement reading masked columns.
+    tx_touched: bool,
 }
 
 /// What to do with a target frame.
@@ -120,6 +126,8 @@ pub enum TargetAction {
     Drop,
     /// Reload the catalog (a result names a relation it does not know), then ask again.
     Reload,
+    /// The frame cannot be masked: the session ends rather than forward it.
+    Fail(&'static str),
 }
 
 /// One session's masking.
@@ -138,14 +146,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SessionMask {
     /// Masking for a session whose identity has `active` rules (at least one).
-    pub fn new(handle: Arc<CatalogHandle>, catalog: Arc<Catalog>, active: Vec<bool>) -> Self {
+    pub fn new(handle: Arc<CatalogHandle>, catalog: Arc<Catalog>, mut active: Vec<bool>) -> Self {
+        // One entry per rule, whatever the caller passed: a missing one is inactive.
+        active.resize(handle.rules().rules.len(), false);
+        let target = TargetState {
+            counts: vec![0; active.len()],
+            ..TargetState::default()
+        };
         SessionMask {
             handle,
             catalog: Mutex::new(catalog),
             active,
             queue: Mutex::new(VecDeque::new()),
             client: Mutex::new(ClientState::default()),
-            target: Mutex::new(TargetState::default()),
+            target: Mutex::new(target),
         }
     }
 
@@ -203,6 +217,13 @@ impl SessionMask {
         sql: &str,
         analysis: &warden_policy::statement::Analysis,
     ) -> Result<Arc<Vec<Lineage>>, String> {
+        if let Some(e) = &analysis.parse_error {
+            // The target's grammar may accept what the parser does not; what a statement
+            // reads cannot be told without its tree.
+            return Err(format!(
+                "Warden cannot parse this statement ({e}), and on a connection that masks columns it runs only what it can follow"
+            ));
+        }
         let catalog = lock(&self.catalog).clone();
         let lineages = catalog.lineage(sql);
         // SQL EXECUTE and FETCH return rows without origins; a protocol-level prepared
@@ -378,16 +399,17 @@ impl SessionMask {
 
     /// Masked values per rule name since the last call (for the recording).
     pub fn take_counts(&self) -> Vec<(String, u64)> {
-        let counts = std::mem::take(&mut lock(&self.target).counts);
-        counts
-            .into_iter()
-            .filter_map(|(r, n)| {
-                self.rules()
-                    .rules
-                    .get(usize::from(r))
-                    .map(|x| (x.name.clone(), n))
-            })
-            .collect()
+        let mut t = lock(&self.target);
+        let mut out = Vec::new();
+        for (r, n) in t.counts.iter_mut().enumerate() {
+            if *n > 0 {
+                if let Some(x) = self.rules().rules.get(r) {
+                    out.push((x.name.clone(), *n));
+                }
+                *n = 0;
+            }
+        }
+        out
     }
 
     /// Reloads the catalog for this session (a result named an unknown relation).
@@ -403,6 +425,9 @@ impl SessionMask {
 
     /// Handles one target frame.
     pub fn target_frame(&self, tag: u8, body: &[u8]) -> TargetAction {
+        if tag == b'D' {
+            return self.data_row(body);
+        }
         let mut q = lock(&self.queue);
         let mut t = lock(&self.target);
         match tag {
@@ -411,9 +436,23 @@ impl SessionMask {
             b'3' => pop_if(&mut q, |e| matches!(e, Expect::Close)),
             b'T' => {
                 let Ok(rd) = RowDescription::from_frame(&Frame::new(tag, body)) else {
-                    // Unreadable: nothing can be attributed; rows are masked blind.
+                    // Unreadable: nothing can be attributed; rows are masked blind. It still
+                    // answers a Describe, and the gateway's own Describe is not forwarded.
                     t.plan = None;
-                    return TargetAction::Forward;
+                    return match q.front() {
+                        Some(Expect::DescribeStatement) => pop_if(&mut q, |_| true),
+                        Some(Expect::DescribePortal { injected, .. }) => {
+                            let injected = *injected;
+                            q.pop_front();
+                            t.portal_plan = None;
+                            if injected {
+                                TargetAction::Drop
+                            } else {
+                                TargetAction::Forward
+                            }
+                        }
+                        _ => TargetAction::Forward,
+                    };
                 };
                 let catalog = lock(&self.catalog).clone();
                 if let Some(f) = rd.fields().iter().find(|f| {
@@ -468,23 +507,6 @@ impl SessionMask {
                 }
                 _ => TargetAction::Forward,
             },
-            b'D' => {
-                if t.plan.is_none() && matches!(q.front(), Some(Expect::Execute { .. })) {
-                    t.plan = t.portal_plan.take();
-                }
-                if t.plan.is_none() {
-                    // Rows nobody described: every value is withheld.
-                    t.plan = Some(self.blind_plan(body));
-                }
-                let TargetState { plan, counts, .. } = &mut *t;
-                let Some(plan) = plan.as_ref().filter(|p| p.active) else {
-                    return TargetAction::Forward;
-                };
-                match rewrite::data_row(body, plan, self.rules(), counts) {
-                    Some(b) => TargetAction::Replace(b),
-                    None => TargetAction::Forward,
-                }
-            }
             b'H' => {
                 let lineage = match q.front() {
                     Some(Expect::Query { lineages, stmt }) => lineages.get(*stmt).cloned(),
@@ -520,6 +542,7 @@ impl SessionMask {
                 _ => TargetAction::Forward,
             },
             b'C' | b'I' | b's' => {
+                t.tx_touched |= self.front_touches(&q);
                 t.plan = None;
                 let blocked = matches!(t.copy.take(), Some(CopyState::Blocked));
                 match q.front_mut() {
@@ -543,42 +566,45 @@ impl SessionMask {
                 TargetAction::Forward
             }
             b'E' | b'N' => {
-                let touches = match q.front() {
-                    Some(Expect::Query { lineages, .. }) => {
-                        lineages.iter().any(|l| self.touches(l)) || lineages.is_empty()
-                    }
-                    Some(
-                        Expect::Parse { touches }
-                        | Expect::Bind { touches }
-                        | Expect::Execute { touches, .. },
-                    ) => *touches,
-                    Some(Expect::DescribePortal { lineage, .. }) => {
-                        lineage.as_ref().is_none_or(|l| self.touches(l))
-                    }
-                    _ => false,
-                };
+                // A deferred constraint or trigger can raise, at COMMIT, an error about rows
+                // an earlier statement of the transaction read: the whole transaction counts.
+                let touches = self.front_touches(&q) || t.tx_touched;
+                t.tx_touched |= touches;
                 if tag == b'E' {
                     t.plan = None;
                     t.portal_plan = None;
                     t.copy = None;
-                    // After an error the target skips to Sync: so do the expectations.
+                    // After an error in an extended-protocol message the target skips to
+                    // Sync, ignoring a simple Query sent before it too: so do the
+                    // expectations.
                     if !matches!(q.front(), Some(Expect::Query { .. })) {
-                        while q
-                            .front()
-                            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Query { .. }))
-                        {
+                        while q.front().is_some_and(|e| !matches!(e, Expect::Sync)) {
                             q.pop_front();
                         }
                     }
                 }
                 if touches {
-                    if let Some(b) = scrub_error(tag, body) {
-                        return TargetAction::Replace(b);
-                    }
+                    return match scrub_error(tag, body) {
+                        Some(b) => TargetAction::Replace(b),
+                        // Unreadable, so its text cannot be withheld field by field: nothing
+                        // of it is forwarded.
+                        None if tag == b'E' => TargetAction::Replace(
+                            warden_wire::ErrorResponse::new(
+                                warden_wire::Severity::Error,
+                                "XX000",
+                                "Warden withheld an error it could not read, raised by a statement that reads masked columns",
+                            )
+                            .encode(),
+                        ),
+                        None => TargetAction::Drop,
+                    };
                 }
                 TargetAction::Forward
             }
             b'Z' => {
+                if body.first() == Some(&b'I') {
+                    t.tx_touched = false;
+                }
                 t.plan = None;
                 t.portal_plan = None;
                 t.copy = None;
@@ -590,6 +616,80 @@ impl SessionMask {
                 TargetAction::Forward
             }
             _ => TargetAction::Forward,
+        }
+    }
+
+    /// A DataRow, masked at the end of `out` when its plan changes it (`Ok(true)`).
+    pub fn data_row_into(&self, body: &[u8], out: &mut BytesMut) -> Result<bool, &'static str> {
+        let mut t = self.row_plan(body);
+        let TargetState {
+            plan,
+            counts,
+            scratch,
+            ..
+        } = &mut *t;
+        let Some(plan) = plan.as_ref().filter(|p| p.active) else {
+            return Ok(false);
+        };
+        rewrite::data_row(body, plan, self.rules(), counts, out, scratch).map_err(|m| m.0)
+    }
+
+    /// The target state with the plan for a DataRow in force. The hot path: the queue is
+    /// locked only when no plan is.
+    fn row_plan(&self, body: &[u8]) -> MutexGuard<'_, TargetState> {
+        let mut t = lock(&self.target);
+        if t.plan.is_none() {
+            // Only the target pump takes both locks, so their order cannot deadlock.
+            let q = lock(&self.queue);
+            if matches!(q.front(), Some(Expect::Execute { .. })) {
+                t.plan = t.portal_plan.take();
+            }
+        }
+        if t.plan.is_none() {
+            // Rows nobody described: every value is withheld.
+            t.plan = Some(self.blind_plan(body));
+        }
+        t
+    }
+
+    /// A DataRow through [`SessionMask::target_frame`].
+    fn data_row(&self, body: &[u8]) -> TargetAction {
+        let mut t = self.row_plan(body);
+        let TargetState {
+            plan,
+            counts,
+            out,
+            scratch,
+            ..
+        } = &mut *t;
+        let Some(plan) = plan.as_ref().filter(|p| p.active) else {
+            return TargetAction::Forward;
+        };
+        if out.capacity() - out.len() < body.len() + 64 {
+            *out = BytesMut::with_capacity((64 * 1024).max(2 * body.len() + 64));
+        }
+        match rewrite::data_row(body, plan, self.rules(), counts, out, scratch) {
+            Ok(true) => TargetAction::Replace(out.split().freeze()),
+            Ok(false) => TargetAction::Forward,
+            Err(rewrite::Malformed(why)) => TargetAction::Fail(why),
+        }
+    }
+
+    /// Whether the statement the target is answering reads masked columns.
+    fn front_touches(&self, q: &VecDeque<Expect>) -> bool {
+        match q.front() {
+            Some(Expect::Query { lineages, .. }) => {
+                lineages.iter().any(|l| self.touches(l)) || lineages.is_empty()
+            }
+            Some(
+                Expect::Parse { touches }
+                | Expect::Bind { touches }
+                | Expect::Execute { touches, .. },
+            ) => *touches,
+            Some(Expect::DescribePortal { lineage, .. }) => {
+                lineage.as_ref().is_none_or(|l| self.touches(l))
+            }
+            _ => false,
         }
     }
 
@@ -813,3 +913,6 @@ impl ConnectionMasking {
         Ok(Some(SessionMask::new(self.handle.clone(), catalog, active)))
     }
 }
+
+#[cfg(test)]
+mod tests;

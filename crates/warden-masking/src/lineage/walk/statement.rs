@@ -314,6 +314,25 @@ impl Walker<'_> {
             }
             return Outputs::None;
         }
+        // The gateway rewrites COPY rows in the default text format only: a delimiter,
+        // CSV quoting or another encoding would move field boundaries under it.
+        let default_text = c.options.iter().all(|o| match o.node.as_ref() {
+            Some(N::DefElem(d)) => {
+                d.defname == "format"
+                    && matches!(
+                        d.arg.as_deref().and_then(|a| a.node.as_ref()),
+                        Some(N::String(v)) if v.sval.eq_ignore_ascii_case("text")
+                    )
+            }
+            _ => false,
+        });
+        if !flow.is_empty() && !default_text {
+            let what = self.describe(&flow);
+            self.refuse(format!(
+                "COPY ... TO with options reads {what}, which Warden masks in COPY output only \
+                 in the default text format: drop the options"
+            ));
+        }
         match shape {
             Shape::Known(_) => self.outputs(&shape),
             Shape::Unknown(_) => Outputs::Unknown(OutputTaint::default()),
