@@ -418,7 +418,7 @@ impl Direction {
             (
                 Direction::ToClient,
                 b'T' | b'n' | b'D' | b'C' | b'I' | b's' | b'E' | b'N' | b'H' | b'd' | b'c' | b'1'
-                | b'2' | b'3' | b't',
+                | b'2' | b'3' | b't' | b'A',
             ) if ctx.mask.is_some() => Disposition::Inspect,
             (Direction::ToClient, b'T' | b'C' | b'E' | b'I' | b's') if recording => {
                 Disposition::Inspect

@@ -601,6 +601,26 @@ impl SessionMask {
                 }
                 TargetAction::Forward
             }
+            b'A' => {
+                // A trigger or another session can put any value in a payload, and nothing
+                // tells where it came from: on a masked session payloads are withheld, the
+                // notification itself (process, channel) still arrives.
+                let Some(channel_end) = body
+                    .get(4..)
+                    .and_then(|rest| rest.iter().position(|&b| b == 0))
+                else {
+                    return TargetAction::Drop;
+                };
+                if body.len() == 4 + channel_end + 2 {
+                    return TargetAction::Forward;
+                }
+                let mut b = BytesMut::with_capacity(4 + channel_end + 7);
+                b.put_u8(b'A');
+                b.put_i32((4 + 4 + channel_end + 2) as i32);
+                b.put_slice(&body[..4 + channel_end + 1]);
+                b.put_u8(0);
+                TargetAction::Replace(b.freeze())
+            }
             b'Z' => {
                 if body.first() == Some(&b'I') {
                     t.tx_touched = false;

@@ -2128,3 +2128,21 @@ async fn statements_the_parser_cannot_read_are_refused_on_masked_sessions() {
     let e = check(&m, "SELEC email FROM customers").unwrap_err();
     assert!(e.contains("cannot parse"), "{e}");
 }
+
+#[tokio::test]
+async fn notification_payloads_are_withheld_on_masked_sessions() {
+    let m = session();
+    let mut body = 42i32.to_be_bytes().to_vec();
+    body.extend_from_slice(b"ch\0alice@example.com\0");
+    let b = replaced(m.target_frame(b'A', &body));
+    assert!(!contains(&b, b"alice"), "{b:?}");
+    let mut want = vec![b'A', 0, 0, 0, 12];
+    want.extend_from_slice(&42i32.to_be_bytes());
+    want.extend_from_slice(b"ch\0\0");
+    assert_eq!(&b[..], &want[..]);
+    // An empty payload passes; a truncated one is dropped.
+    let mut empty = 42i32.to_be_bytes().to_vec();
+    empty.extend_from_slice(b"ch\0\0");
+    forwarded(m.target_frame(b'A', &empty));
+    dropped(m.target_frame(b'A', b"\0\0\0\x2ach"));
+}
