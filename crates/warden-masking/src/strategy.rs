@@ -144,8 +144,8 @@ impl Strategy {
     }
 
     /// Like [`Strategy::apply_into`] for raw bytes, without checking they are UTF-8 when
-    /// the strategy does not read the text (redaction, keyed hash, NULL): `None` when it
-    /// does, and the caller must decode the value first. The proxy's hot path.
+    /// the strategy does not need it (redaction, keyed hash, NULL, partial over ASCII):
+    /// `None` otherwise, and the caller must decode the value first. The proxy's hot path.
     pub fn apply_bytes_into(&self, value: &[u8], key: &MaskKey, out: &mut String) -> Option<bool> {
         match self {
             Self::Redact { placeholder } => {
@@ -157,6 +157,11 @@ impl Strategy {
                 Some(true)
             }
             Self::Null => Some(false),
+            // ASCII is UTF-8 already, and `partial` reads it byte by byte.
+            Self::Partial { keep_last } if value.is_ascii() => {
+                partial_ascii(value, *keep_last, out);
+                Some(true)
+            }
             _ => None,
         }
     }
@@ -190,26 +195,26 @@ impl Strategy {
     }
 }
 
+/// [`Strategy::Partial`] of an ASCII value (the caller checked), byte by byte: the same
+/// result as the general path.
+fn partial_ascii(value: &[u8], keep_last: usize, out: &mut String) {
+    let maskable = value.iter().filter(|b| b.is_ascii_alphanumeric()).count();
+    let hide = maskable - keep_last.min(maskable / 2);
+    let mut seen = 0;
+    out.reserve(value.len());
+    for &b in value {
+        if b.is_ascii_alphanumeric() && seen < hide {
+            out.push('*');
+            seen += 1;
+        } else {
+            out.push(char::from(b));
+        }
+    }
+}
+
 fn partial(value: &str, keep_last: usize, out: &mut String) {
     if value.is_ascii() {
-        // The common case, byte by byte (same result as below for ASCII).
-        let maskable = value.bytes().filter(u8::is_ascii_alphanumeric).count();
-        let hide = maskable - keep_last.min(maskable / 2);
-        let mut seen = 0;
-        out.reserve(value.len());
-        for (i, b) in value.bytes().enumerate() {
-            if seen == hide {
-                // Everything from here on is shown as it is.
-                out.push_str(&value[i..]);
-                break;
-            }
-            if b.is_ascii_alphanumeric() {
-                out.push('*');
-                seen += 1;
-            } else {
-                out.push(char::from(b));
-            }
-        }
+        partial_ascii(value.as_bytes(), keep_last, out);
         return;
     }
     let maskable = value.chars().filter(|c| c.is_alphanumeric()).count();
@@ -432,5 +437,41 @@ mod tests {
                 panic!()
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    use super::*;
+
+    #[test]
+    fn apply_bytes_into_agrees_with_apply_into() {
+        let key = MaskKey::new([3u8; 32]).unwrap();
+        for s in [
+            Strategy::redact(),
+            Strategy::Hash,
+            Strategy::Null,
+            Strategy::Partial { keep_last: 4 },
+            Strategy::Partial { keep_last: 0 },
+        ] {
+            for v in ["4111 1111 1111 1111", "ab", "", "a-b-c", "x@y.z", "1"] {
+                let (mut a, mut b) = (String::new(), String::new());
+                let kept = s.apply_bytes_into(v.as_bytes(), &key, &mut a);
+                assert_eq!(kept, Some(s.apply_into(v, &key, &mut b)), "{s:?} {v:?}");
+                assert_eq!(a, b, "{s:?} {v:?}");
+            }
+        }
+        // Strategies that read the text, and non-ASCII partial, defer to the caller.
+        let mut out = String::new();
+        assert_eq!(
+            Strategy::KeepDomain.apply_bytes_into(b"a@b", &key, &mut out),
+            None
+        );
+        let partial = Strategy::Partial { keep_last: 2 };
+        assert_eq!(
+            partial.apply_bytes_into("é1234".as_bytes(), &key, &mut out),
+            None
+        );
+        assert!(out.is_empty());
     }
 }

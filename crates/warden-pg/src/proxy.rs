@@ -242,6 +242,9 @@ const BY_RISK: [StatementClass; 6] = [
 ];
 
 const READ_CHUNK: usize = 16 * 1024;
+/// Reads of a masked result: rows are masked a run at a time, so a larger read masks more
+/// rows per call and per write (1,000-row results: 0.69 -> 0.72-0.77 of direct).
+const MASKED_READ_CHUNK: usize = 64 * 1024;
 /// Most memory reserved ahead of bytes that have actually arrived, so a peer announcing a
 /// huge message and then stalling cannot pin the configured maximum per connection.
 const MAX_RESERVE_AHEAD: usize = 256 * 1024;
@@ -462,6 +465,18 @@ impl Direction {
     }
 }
 
+/// Length of the run of whole DataRow frames at the start of `rest` (at least the first).
+fn data_row_run(rest: &[u8], max: usize) -> usize {
+    let mut end = 0;
+    while let Ok(Some((b'D', len))) = warden_wire::frame_header(&rest[end..], max) {
+        if rest.len() - end < len {
+            break;
+        }
+        end += len;
+    }
+    end
+}
+
 /// Bytes put in place of (or before) a frame of the walk.
 enum Insert {
     /// These bytes.
@@ -553,6 +568,11 @@ where
     let mut rows_sent = 0u64;
     let mut rows_cut = 0u64;
     let max_rows = ctx.guard.as_ref().and_then(|g| g.max_rows);
+    let read_chunk = if dir == Direction::ToClient && ctx.mask.is_some() {
+        MASKED_READ_CHUNK
+    } else {
+        READ_CHUNK
+    };
     loop {
         if discard > 0 {
             let n = discard.min(buf.len());
@@ -561,7 +581,7 @@ where
         }
         // `ready`: bytes at the front of `buf` that can be forwarded now.
         let mut ready = 0usize;
-        let mut want = READ_CHUNK;
+        let mut want = read_chunk;
         let mut cut: Option<(usize, Cut)> = None;
         // While the rest of a cut frame is still arriving, nothing is walked.
         if discard == 0 {
@@ -665,26 +685,35 @@ where
                                 }
                                 let mut action = TargetAction::Forward;
                                 if let (Some(m), b'D') = (&ctx.mask, tag) {
-                                    // The hot path: the masked row is written straight into
-                                    // the walk's side buffer.
+                                    // The hot path: the run of whole DataRows from here is
+                                    // masked in one call (one lock, one plan lookup), written
+                                    // straight into the walk's side buffer. With max_rows,
+                                    // rows go one by one so each can be counted.
+                                    let run = if max_rows.is_some() {
+                                        len
+                                    } else {
+                                        data_row_run(rest, ctx.max_message)
+                                    };
                                     let at = masked_rows.len();
-                                    match m.data_row_into(&rest[5..len], &mut masked_rows) {
-                                        Ok(false) => inspect_target(tag, &rest[5..len], ctx),
-                                        Ok(true) => {
-                                            inspect_target(tag, &masked_rows[at + 5..], ctx);
-                                            edits.push((
-                                                ready,
-                                                len,
-                                                Insert::Side(at, masked_rows.len()),
-                                            ));
-                                        }
-                                        Err(why) => {
-                                            return Err(SessionError::TargetProtocol(format!(
-                                                "{why}, on a masked session"
-                                            )))
+                                    if let Err(why) =
+                                        m.data_rows_into(&rest[..run], &mut masked_rows)
+                                    {
+                                        return Err(SessionError::TargetProtocol(format!(
+                                            "{why}, on a masked session"
+                                        )));
+                                    }
+                                    if ctx.recorder.is_some() {
+                                        let mut rows = &masked_rows[at..];
+                                        while let Some(n) = rows.get(1..5).map(|l| {
+                                            i32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize
+                                                + 1
+                                        }) {
+                                            inspect_target(b'D', &rows[5..n.min(rows.len())], ctx);
+                                            rows = &rows[n.min(rows.len())..];
                                         }
                                     }
-                                    ready += len;
+                                    edits.push((ready, run, Insert::Side(at, masked_rows.len())));
+                                    ready += run;
                                     continue;
                                 }
                                 if let Some(m) = &ctx.mask {

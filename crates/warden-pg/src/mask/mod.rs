@@ -639,6 +639,41 @@ impl SessionMask {
         }
     }
 
+    /// A run of whole DataRow frames (headers included), each written to the end of `out`
+    /// masked, or as it was when its plan leaves it unchanged.
+    pub fn data_rows_into(&self, frames: &[u8], out: &mut BytesMut) -> Result<(), &'static str> {
+        let mut rest = frames;
+        let mut t = None;
+        while !rest.is_empty() {
+            let len = rest
+                .get(1..5)
+                .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+                .and_then(|l| usize::try_from(l).ok())
+                .filter(|&l| l >= 4 && l < rest.len())
+                .ok_or("a DataRow that does not match its layout")?
+                + 1;
+            let (frame, next) = rest.split_at(len);
+            rest = next;
+            let body = &frame[5..];
+            let t = t.get_or_insert_with(|| self.row_plan(body));
+            let TargetState {
+                plan,
+                counts,
+                scratch,
+                ..
+            } = &mut **t;
+            let changed = match plan.as_ref().filter(|p| p.active) {
+                Some(plan) => rewrite::data_row(body, plan, self.rules(), counts, out, scratch)
+                    .map_err(|m| m.0)?,
+                None => false,
+            };
+            if !changed {
+                out.extend_from_slice(frame);
+            }
+        }
+        Ok(())
+    }
+
     /// A DataRow, masked at the end of `out` when its plan changes it (`Ok(true)`).
     pub fn data_row_into(&self, body: &[u8], out: &mut BytesMut) -> Result<bool, &'static str> {
         let mut t = self.row_plan(body);

@@ -2000,6 +2000,11 @@ async fn random_frames_never_panic_and_replacements_are_well_formed() {
                         NoticeResponse::from_frame(&f).unwrap_or_else(|e| panic!("{i}: {e}"));
                     }
                     b'd' => assert_eq!(f.tag(), b'd'),
+                    // A notification loses its payload.
+                    b'A' => {
+                        warden_wire::NotificationResponse::from_frame(&f)
+                            .unwrap_or_else(|e| panic!("{i}: {e}"));
+                    }
                     other => panic!("{i}: replaced a {:?}", other as char),
                 }
                 // A masked value never comes back out.
@@ -2145,4 +2150,48 @@ async fn notification_payloads_are_withheld_on_masked_sessions() {
     empty.extend_from_slice(b"ch\0\0");
     forwarded(m.target_frame(b'A', &empty));
     dropped(m.target_frame(b'A', b"\0\0\0\x2ach"));
+}
+
+#[tokio::test]
+async fn a_run_of_rows_is_masked_in_one_call() {
+    let m = session();
+    query(&m, "SELECT email, name FROM customers");
+    forwarded(m.target_frame(
+        b'T',
+        &rd(vec![
+            field("email", CUSTOMERS, 2, TEXT, 0),
+            field("name", CUSTOMERS, 8, TEXT, 0),
+        ]),
+    ));
+    let frame = |body: Vec<u8>| {
+        let mut f = vec![b'D'];
+        f.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        f.extend_from_slice(&body);
+        f
+    };
+    let rows = [
+        frame(text_row(&[Some("alice@example.com"), Some("Al")])),
+        frame(text_row(&[None, Some("Bo")])),
+        frame(text_row(&[Some("bob@example.org"), None])),
+    ]
+    .concat();
+    let mut out = BytesMut::new();
+    m.data_rows_into(&rows, &mut out).unwrap();
+    assert!(
+        !contains(&out, b"alice") && !contains(&out, b"bob@"),
+        "{out:?}"
+    );
+    let want = [
+        frame(text_row(&[Some("****"), Some("Al")])),
+        frame(text_row(&[None, Some("Bo")])),
+        frame(text_row(&[Some("****"), None])),
+    ]
+    .concat();
+    assert_eq!(&out[..], &want[..]);
+    // A run cut short, or a frame length that runs past the end: nothing is forwarded.
+    for bad in [&rows[..rows.len() - 1], &rows[..3]] {
+        let mut out = BytesMut::new();
+        let r = m.data_rows_into(bad, &mut out);
+        assert!(r.is_err(), "{bad:?}");
+    }
 }
