@@ -72,6 +72,12 @@ pub struct SessionCtx {
     pub mask: Option<SessionMask>,
     /// Row and rate bounds, when they apply to this identity.
     pub guard: Option<Guard>,
+    /// The connection's masking catalog (masked or exempt session), told when this session
+    /// commits DDL.
+    pub catalog: Option<Arc<crate::mask::catalog::CatalogHandle>>,
+    /// A statement that may change relations ran; the catalog is marked stale at the next
+    /// ReadyForQuery outside a transaction.
+    pub ddl_pending: AtomicBool,
 }
 
 /// `[connections.guardrails]` for one session.
@@ -972,6 +978,14 @@ fn inspect_client(
             }
             let class = analysis.riskiest();
             ctx.counters.count(class);
+            if ctx.catalog.is_some()
+                && matches!(
+                    class,
+                    StatementClass::Ddl | StatementClass::Destructive | StatementClass::Unknown
+                )
+            {
+                ctx.ddl_pending.store(true, Ordering::Release);
+            }
             if tracing::enabled!(tracing::Level::DEBUG) {
                 tracing::debug!(session = %ctx.session_id, class = class.as_str(), statements = analysis.statements.len(), "statement");
             }
@@ -1401,6 +1415,12 @@ fn inspect_target(tag: u8, body: &[u8], ctx: &SessionCtx) {
         }
         // Wakes a denied statement's answer waiting for earlier statements to finish.
         a.ready.notify_waiters();
+        // Committed DDL: every session of the connection reloads the masking catalog.
+        if body.first() == Some(&b'I') && ctx.ddl_pending.swap(false, Ordering::AcqRel) {
+            if let Some(c) = &ctx.catalog {
+                c.mark_stale();
+            }
+        }
     }
     if let (Some(m), b'C' | b'E' | b'I' | b's') = (&ctx.mask, tag) {
         let counts = m.take_counts();

@@ -515,6 +515,8 @@ async fn open_session(
             reviews: rt.reviews.get(connection).cloned(),
             hold,
             mask,
+            catalog: rt.masking.get(connection).map(|m| m.handle.clone()),
+            ddl_pending: Default::default(),
             guard: rt
                 .guardrails
                 .get(connection)

@@ -401,6 +401,8 @@ pub struct CatalogHandle {
     current: ArcSwapOption<Catalog>,
     reload: tokio::sync::Mutex<()>,
     ttl: Duration,
+    /// Set when a session committed DDL on the connection: the next use reloads.
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl CatalogHandle {
@@ -438,6 +440,7 @@ impl CatalogHandle {
             current: ArcSwapOption::empty(),
             reload: tokio::sync::Mutex::new(()),
             ttl: Duration::from_secs(60),
+            stale: Default::default(),
         }
     }
 
@@ -446,10 +449,22 @@ impl CatalogHandle {
         &self.rules
     }
 
-    /// The current snapshot, loading it when there is none or it is older than the TTL.
+    /// Marks the snapshot out of date: a session committed a statement that may have
+    /// created, changed or dropped relations.
+    pub fn mark_stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the snapshot is out of date.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The current snapshot, loading it when there is none, it is older than the TTL or it
+    /// is out of date.
     pub async fn get(&self) -> Result<Arc<Catalog>, String> {
         if let Some(c) = self.current.load_full() {
-            if c.loaded.elapsed() < self.ttl {
+            if c.loaded.elapsed() < self.ttl && !self.is_stale() {
                 return Ok(c);
             }
         }
@@ -465,11 +480,20 @@ impl CatalogHandle {
     pub async fn reload_since(&self, since: Instant) -> Result<Arc<Catalog>, String> {
         let _one = self.reload.lock().await;
         if let Some(c) = self.current.load_full() {
-            if c.loaded >= since {
+            if c.loaded >= since && !self.is_stale() {
                 return Ok(c);
             }
         }
-        let rows = self.fetch().await?;
+        // Cleared before reading: DDL committed while the queries run marks it again.
+        self.stale
+            .store(false, std::sync::atomic::Ordering::Release);
+        let rows = match self.fetch().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.mark_stale();
+                return Err(e);
+            }
+        };
         let cat = Arc::new(Catalog::build(rows, &self.rules));
         self.current.store(Some(cat.clone()));
         metrics::counter!("warden_masking_catalog_loads_total").increment(1);

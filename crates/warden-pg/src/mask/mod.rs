@@ -224,7 +224,14 @@ impl SessionMask {
                 "Warden cannot parse this statement ({e}), and on a connection that masks columns it runs only what it can follow"
             ));
         }
-        let catalog = lock(&self.catalog).clone();
+        let catalog = {
+            let mut mine = lock(&self.catalog);
+            // Another session may have reloaded the connection's catalog (after DDL).
+            if let Some(newer) = self.handle.peek().filter(|c| c.loaded > mine.loaded) {
+                *mine = newer;
+            }
+            mine.clone()
+        };
         let lineages = catalog.lineage(sql);
         // SQL EXECUTE and FETCH return rows without origins; a protocol-level prepared
         // statement or portal can be run that way, so none may be reading masked columns.
@@ -415,10 +422,13 @@ impl SessionMask {
     /// Reloads the catalog for this session (a result named an unknown relation).
     pub async fn reload(&self) -> Result<(), String> {
         let since = lock(&self.catalog).loaded;
-        let fresh = self
-            .handle
-            .reload_since(since + std::time::Duration::from_micros(1))
-            .await?;
+        let fresh = if self.handle.is_stale() {
+            self.handle.reload_since(std::time::Instant::now()).await?
+        } else {
+            self.handle
+                .reload_since(since + std::time::Duration::from_micros(1))
+                .await?
+        };
         *lock(&self.catalog) = fresh;
         Ok(())
     }
@@ -454,6 +464,11 @@ impl SessionMask {
                         _ => TargetAction::Forward,
                     };
                 };
+                if self.handle.is_stale() {
+                    // A session committed DDL on this connection: asked again once the
+                    // catalog is reloaded.
+                    return TargetAction::Reload;
+                }
                 let catalog = lock(&self.catalog).clone();
                 if let Some(f) = rd.fields().iter().find(|f| {
                     f.has_origin()

@@ -2195,3 +2195,18 @@ async fn a_run_of_rows_is_masked_in_one_call() {
         assert!(r.is_err(), "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn a_stale_catalog_is_reloaded_before_the_next_result() {
+    let m = session();
+    m.handle.mark_stale();
+    query(&m, "SELECT id FROM orders");
+    assert!(matches!(
+        m.target_frame(b'T', &rd(vec![field("id", ORDERS, 1, INT4, 0)])),
+        TargetAction::Reload
+    ));
+    // The reload fails here (no target): the catalog stays stale, the pump ends the
+    // session rather than mask by an old snapshot.
+    assert!(m.reload().await.is_err());
+    assert!(m.handle.is_stale());
+}
