@@ -31,6 +31,21 @@ use crate::sql::{ident, literal};
 /// Marks a role comment as Warden's; the sweeper only touches roles whose comment starts
 /// with it (and whose name starts with the prefix).
 const MARKER: &str = "warden-jit v1";
+/// Attempts at creating a session role when the target reports a catalog conflict.
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Whether a failed creation may succeed when simply run again.
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("40001" | "40P01") => true,
+            Some("XX000") => db.message().contains("concurrently"),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Teardown attempts before the role is left to the sweeper.
 const TEARDOWN_ATTEMPTS: u32 = 5;
 
@@ -347,8 +362,23 @@ impl JitManager {
 
         // Tracked before it exists, so a concurrent sweep never takes it for an orphan.
         self.track(&role, true);
-        // A multi-statement simple query is one implicit transaction: all or nothing.
-        let res = sqlx::raw_sql(&sql).execute(&self.pool).await;
+        // A multi-statement simple query is one implicit transaction: all or nothing, so
+        // it can be retried. Concurrent sessions granting on the same object (a schema's
+        // ACL, say) can collide in the catalog: PostgreSQL then fails one of them with
+        // "tuple concurrently updated" (XX000), a deadlock or a serialization failure.
+        let mut attempt = 0u32;
+        let res = loop {
+            let res = sqlx::raw_sql(&sql).execute(&self.pool).await;
+            match &res {
+                Err(e) if attempt < CREATE_ATTEMPTS && transient(e) => {
+                    attempt += 1;
+                    let ms = 5u64 * (1 << attempt) + rand::random::<u64>() % 20;
+                    tracing::debug!(connection = %self.s.connection, attempt, "retrying a session role after a catalog conflict");
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                _ => break res,
+            }
+        };
         drop(sql);
         if let Err(e) = res {
             self.track(&role, false);

@@ -689,21 +689,6 @@ impl SessionMask {
         Ok(())
     }
 
-    /// A DataRow, masked at the end of `out` when its plan changes it (`Ok(true)`).
-    pub fn data_row_into(&self, body: &[u8], out: &mut BytesMut) -> Result<bool, &'static str> {
-        let mut t = self.row_plan(body);
-        let TargetState {
-            plan,
-            counts,
-            scratch,
-            ..
-        } = &mut *t;
-        let Some(plan) = plan.as_ref().filter(|p| p.active) else {
-            return Ok(false);
-        };
-        rewrite::data_row(body, plan, self.rules(), counts, out, scratch).map_err(|m| m.0)
-    }
-
     /// The target state with the plan for a DataRow in force. The hot path: the queue is
     /// locked only when no plan is.
     fn row_plan(&self, body: &[u8]) -> MutexGuard<'_, TargetState> {
