@@ -213,14 +213,7 @@ impl Catalog {
             for (name, &attnum) in r.columns.iter().zip(&r.attnums) {
                 let mut taint = Taint::none();
                 if holds_values {
-                    taint.0.extend(
-                        rules
-                            .rules
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, r)| r.is_column_rule())
-                            .map(|(i, _)| i as RuleId),
-                    );
+                    taint.0.extend(rules.column_rules());
                 }
                 for a in ancestors(r.oid) {
                     let Some((s, t)) = names.get(&a) else {
@@ -270,15 +263,7 @@ impl Catalog {
                 },
             );
         }
-        let column_rules: Taint = Taint(
-            rules
-                .rules
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.is_column_rule())
-                .map(|(i, _)| i as RuleId)
-                .collect(),
-        );
+        let column_rules = Taint(rules.column_rules().collect());
         for _ in 0..VIEW_PASSES {
             let mut changed = false;
             for (oid, def) in &views {

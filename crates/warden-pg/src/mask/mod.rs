@@ -449,20 +449,7 @@ impl SessionMask {
                     // Unreadable: nothing can be attributed; rows are masked blind. It still
                     // answers a Describe, and the gateway's own Describe is not forwarded.
                     t.plan = None;
-                    return match q.front() {
-                        Some(Expect::DescribeStatement) => pop_if(&mut q, |_| true),
-                        Some(Expect::DescribePortal { injected, .. }) => {
-                            let injected = *injected;
-                            q.pop_front();
-                            t.portal_plan = None;
-                            if injected {
-                                TargetAction::Drop
-                            } else {
-                                TargetAction::Forward
-                            }
-                        }
-                        _ => TargetAction::Forward,
-                    };
+                    return end_describe(&mut q, &mut t, None).unwrap_or(TargetAction::Forward);
                 };
                 if self.handle.is_stale() {
                     // A session committed DDL on this connection: asked again once the
@@ -479,49 +466,24 @@ impl SessionMask {
                     t.reloaded_for.insert(f.table_oid);
                     return TargetAction::Reload;
                 }
-                match q.front_mut() {
-                    Some(Expect::Query { lineages, stmt }) => {
-                        let l = lineages.get(*stmt).cloned();
-                        t.plan = Some(self.plan(&rd, l.as_ref(), &catalog));
-                        TargetAction::Forward
-                    }
+                let lineage = match q.front() {
+                    // A statement's description: its rows come through a portal, planned then.
                     Some(Expect::DescribeStatement) => {
-                        q.pop_front();
-                        TargetAction::Forward
+                        return end_describe(&mut q, &mut t, None).unwrap_or(TargetAction::Forward)
                     }
-                    Some(Expect::DescribePortal { injected, lineage }) => {
-                        let injected = *injected;
-                        t.portal_plan = Some(self.plan(&rd, lineage.as_ref(), &catalog));
-                        q.pop_front();
-                        if injected {
-                            TargetAction::Drop
-                        } else {
-                            TargetAction::Forward
-                        }
-                    }
-                    _ => {
-                        t.plan = Some(self.plan(&rd, None, &catalog));
-                        TargetAction::Forward
-                    }
+                    Some(Expect::Query { lineages, stmt }) => lineages.get(*stmt).cloned(),
+                    Some(Expect::DescribePortal { lineage, .. }) => lineage.clone(),
+                    _ => None,
+                };
+                let plan = self.plan(&rd, lineage.as_ref(), &catalog);
+                if let Some(Expect::DescribePortal { .. }) = q.front() {
+                    return end_describe(&mut q, &mut t, Some(plan))
+                        .unwrap_or(TargetAction::Forward);
                 }
+                t.plan = Some(plan);
+                TargetAction::Forward
             }
-            b'n' => match q.front() {
-                Some(Expect::DescribeStatement) => {
-                    q.pop_front();
-                    TargetAction::Forward
-                }
-                Some(Expect::DescribePortal { injected, .. }) => {
-                    let injected = *injected;
-                    q.pop_front();
-                    t.portal_plan = None;
-                    if injected {
-                        TargetAction::Drop
-                    } else {
-                        TargetAction::Forward
-                    }
-                }
-                _ => TargetAction::Forward,
-            },
+            b'n' => end_describe(&mut q, &mut t, None).unwrap_or(TargetAction::Forward),
             b'H' => {
                 let lineage = match q.front() {
                     Some(Expect::Query { lineages, stmt }) => lineages.get(*stmt).cloned(),
@@ -918,6 +880,33 @@ impl SessionMask {
             ],
             active: true,
         }
+    }
+}
+
+/// Ends the Describe at the front of the queue, if one is there: a portal's plan (`None`:
+/// no rows, or an unreadable answer) is kept for its Execute, and the answer to the
+/// gateway's own Describe is not forwarded.
+fn end_describe(
+    q: &mut VecDeque<Expect>,
+    t: &mut TargetState,
+    plan: Option<Plan>,
+) -> Option<TargetAction> {
+    match q.front() {
+        Some(Expect::DescribeStatement) => {
+            q.pop_front();
+            Some(TargetAction::Forward)
+        }
+        Some(Expect::DescribePortal { injected, .. }) => {
+            let injected = *injected;
+            q.pop_front();
+            t.portal_plan = plan;
+            Some(if injected {
+                TargetAction::Drop
+            } else {
+                TargetAction::Forward
+            })
+        }
+        _ => None,
     }
 }
 

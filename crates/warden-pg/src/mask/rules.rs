@@ -131,6 +131,15 @@ impl MaskRules {
         Ok(MaskRules { rules, key })
     }
 
+    /// Every rule that masks whole columns.
+    pub fn column_rules(&self) -> impl Iterator<Item = RuleId> + '_ {
+        self.rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_column_rule())
+            .map(|(i, _)| i as RuleId)
+    }
+
     /// Which rules apply to `identity` (not exempt by group).
     pub fn active_for(&self, identity: &Identity) -> Vec<bool> {
         self.rules
