@@ -920,8 +920,10 @@ where
             Side::ToClient(inject) => loop {
                 // Injected answers go out only between whole frames.
                 let between = passing == 0;
+                // Biased, answer first: it was queued before the client pump forwarded any
+                // later statement, so the target's bytes now readable answer later ones.
                 tokio::select! {
-                    r = rd.read_buf(&mut buf) => break r.map_err(|e| dir.read_error(e))?,
+                    biased;
                     Some(answer) = async { if between { inject.recv().await } else { std::future::pending().await } } => {
                         if let Some(r) = &ctx.recorder {
                             lock(r)
@@ -931,6 +933,7 @@ where
                         wr.write_all(&answer).await.map_err(|e| dir.write_error(e))?;
                         wr.flush().await.map_err(|e| dir.write_error(e))?;
                     }
+                    r = rd.read_buf(&mut buf) => break r.map_err(|e| dir.read_error(e))?,
                 }
             },
             Side::ToTarget(_) => rd.read_buf(&mut buf).await.map_err(|e| dir.read_error(e))?,
