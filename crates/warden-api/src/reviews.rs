@@ -1,123 +1,139 @@
-//! `/api/v1/reviews` (statements held for review and access requests: list, show,
-//! approve, reject) and `/api/v1/access-requests` (ask for time-bound access).
+//! `/api/v1/reviews` (statements held for review: list, live stream, show, approve,
+//! reject) and `/api/v1/access-requests` (ask for time-bound access; list, show, approve,
+//! reject).
 //!
 //! Any authenticated identity may call these; what it sees and may decide depends on its
 //! groups: approvers see and decide the requests whose approver groups they are in,
-//! requesters see their own, administrators and auditors see everything.
+//! requesters see their own, administrators and auditors see everything (administrators
+//! may decide everything). A request the caller may not see answers 404, as if absent.
 
-use std::sync::Arc;
+use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use warden_approvals::hub::{DecideError, Decided, Hub};
-use warden_identity::Authenticator;
+use axum::Json;
+use futures::stream::{self, Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warden_approvals::hub::{AccessError, DecideError, Decided};
 use warden_store::approvals::{ApprovalFilter, ApprovalRequest};
-use warden_types::Identity;
 
-use crate::sessions::{bearer_identity, internal, Problem};
+use crate::auth::Caller;
+use crate::extract::{JsonBody, NoQuery, P, Q};
+use crate::problem::{internal, Problem};
+use crate::Api;
 
-/// What the review routes need.
-#[derive(Clone)]
-pub struct ReviewsApi {
-    /// Checks bearer tokens.
-    pub auth: Arc<Authenticator>,
-    /// The approvals hub (decisions wake held sessions in this process).
-    pub hub: Arc<Hub>,
-    /// May see every request.
-    pub auditor_groups: Vec<String>,
-    /// May see and decide every request.
-    pub admin_groups: Vec<String>,
+/// How often the stream sends a comment, so proxies and clients see it alive.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+
+pub(crate) fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reviews))
+        .routes(routes!(stream_reviews))
+        .routes(routes!(show_review))
+        .routes(routes!(approve_review))
+        .routes(routes!(reject_review))
+        .routes(routes!(list_access, request_access))
+        .routes(routes!(show_access))
+        .routes(routes!(approve_access))
+        .routes(routes!(reject_access))
 }
 
-/// The routes, to merge into the gateway's router.
-pub fn routes(api: ReviewsApi) -> Router {
-    Router::new()
-        .route("/api/v1/reviews", get(list))
-        .route("/api/v1/reviews/{id}", get(show))
-        .route("/api/v1/reviews/{id}/approve", post(approve))
-        .route("/api/v1/reviews/{id}/reject", post(reject))
-        .route("/api/v1/access-requests", post(request_access))
-        .with_state(api)
+/// Narrows a route to one kind of request (the review routes take both).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Access,
 }
 
-impl ReviewsApi {
-    async fn caller(&self, headers: &HeaderMap) -> Result<Identity, Problem> {
-        bearer_identity(&self.auth, headers).await
+impl Kind {
+    fn prefix(self) -> &'static str {
+        match self {
+            Kind::Access => "ar-",
+        }
     }
-
-    fn sees_all(&self, who: &Identity) -> bool {
-        self.admin_groups
-            .iter()
-            .chain(self.auditor_groups.iter())
-            .any(|g| who.in_group(g))
-    }
-
-    fn may_see(&self, who: &Identity, r: &ApprovalRequest) -> bool {
-        self.sees_all(who) || r.requester == who.subject.0 || self.hub.may_decide(who, r)
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+        }
     }
 }
 
-fn check_id(id: &str) -> Result<(), Problem> {
-    let ok = id.len() == 19
-        && (id.starts_with("rv-") || id.starts_with("ar-"))
-        && id[3..].chars().all(|c| c.is_ascii_hexdigit());
+fn may_see(api: &Api, caller: &Caller, r: &ApprovalRequest) -> bool {
+    caller.reads_all() || r.requester == caller.who.subject.0 || api.hub.may_decide(&caller.who, r)
+}
+
+/// Request ids are `rv-` or `ar-` and 16 hex digits. On the review routes both kinds are
+/// accepted (the CLI decides access requests there too); on the access-request routes only
+/// `ar-`.
+fn check_id(id: &str, kind: Option<Kind>) -> Result<(), Problem> {
+    let prefix_ok = match kind {
+        Some(k) => id.starts_with(k.prefix()),
+        None => id.starts_with("rv-") || id.starts_with("ar-"),
+    };
+    let ok = id.len() == 19 && prefix_ok && id[3..].chars().all(|c| c.is_ascii_hexdigit());
     if ok {
         Ok(())
     } else {
-        Err(Problem::new(
-            StatusCode::BAD_REQUEST,
+        Err(Problem::bad_request(
             "bad_request_id",
-            "a request id looks like rv-0123456789abcdef or ar-0123456789abcdef",
+            match kind {
+                Some(Kind::Access) => "an access request id looks like ar-0123456789abcdef",
+                None => "a request id looks like rv-0123456789abcdef or ar-0123456789abcdef",
+            },
         ))
     }
 }
 
-#[derive(Deserialize)]
+/// Filters for request lists.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `pending` (default), `approved`, `rejected`, `expired`, `withdrawn` or `all`.
     status: Option<String>,
+    /// On `/reviews` only: `statement` or `access` (default: both).
     kind: Option<String>,
+    /// Exact connection name.
     connection: Option<String>,
+    /// At most this many, newest first (1-1000).
     limit: Option<i64>,
 }
 
 async fn list(
-    State(api): State<ReviewsApi>,
-    headers: HeaderMap,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
-    let who = api.caller(&headers).await?;
-    let Query(q) =
-        q.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    let bad = |m: &str| Problem::new(StatusCode::BAD_REQUEST, "bad_query", m.to_owned());
+    api: &Api,
+    caller: &Caller,
+    q: ListQuery,
+    kind: Option<Kind>,
+) -> Result<Vec<ApprovalRequest>, Problem> {
+    let bad = |m: &str| Problem::bad_request("bad_query", m.to_owned());
     if let Some(s) = &q.status {
-        if ![
+        let known = [
             "pending",
             "approved",
             "rejected",
             "expired",
             "withdrawn",
             "all",
-        ]
-        .contains(&s.as_str())
-        {
+        ];
+        if !known.contains(&s.as_str()) {
             return Err(bad(
                 "status is pending, approved, rejected, expired, withdrawn or all",
             ));
         }
     }
-    if q.kind
-        .as_deref()
-        .is_some_and(|k| k != "statement" && k != "access")
-    {
-        return Err(bad("kind is statement or access"));
-    }
+    let kind = match (kind, q.kind.as_deref()) {
+        (Some(k), None) => Some(k.name().to_owned()),
+        (Some(_), Some(_)) => return Err(bad("kind is not a filter here")),
+        (None, None) => None,
+        (None, Some(k @ ("statement" | "access"))) => Some(k.to_owned()),
+        (None, Some(_)) => return Err(bad("kind is statement or access")),
+    };
     if q.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
         return Err(bad("limit must be between 1 and 1000"));
     }
@@ -130,87 +146,190 @@ async fn list(
         .hub
         .list(&ApprovalFilter {
             status,
-            kind: q.kind,
+            kind,
             requester: None,
             connection: q.connection,
             limit: q.limit,
         })
         .await
         .map_err(internal)?;
-    let visible: Vec<ApprovalRequest> = rows.into_iter().filter(|r| api.may_see(&who, r)).collect();
-    Ok(Json(visible).into_response())
+    Ok(rows
+        .into_iter()
+        .filter(|r| may_see(api, caller, r))
+        .collect())
+}
+
+/// Reviews and access requests the caller may see, newest first (pending by default).
+#[utoipa::path(get, operation_id = "list_reviews", path = "/api/v1/reviews", tag = "reviews", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "Requests the caller may see", body = [ApprovalRequest])))]
+async fn list_reviews(
+    State(api): State<Api>,
+    caller: Caller,
+    Q(q): Q<ListQuery>,
+) -> Result<Json<Vec<ApprovalRequest>>, Problem> {
+    Ok(Json(list(&api, &caller, q, None).await?))
+}
+
+/// Access requests the caller may see, newest first (pending by default).
+#[utoipa::path(get, operation_id = "list_access_requests", path = "/api/v1/access-requests", tag = "access-requests", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "Access requests the caller may see", body = [ApprovalRequest])))]
+async fn list_access(
+    State(api): State<Api>,
+    caller: Caller,
+    Q(q): Q<ListQuery>,
+) -> Result<Json<Vec<ApprovalRequest>>, Problem> {
+    Ok(Json(list(&api, &caller, q, Some(Kind::Access)).await?))
+}
+
+/// Live review events: `event: review` with the request as JSON (as in
+/// `GET /api/v1/reviews/{id}`) whenever one the caller may see opens, gains an approval,
+/// is decided, expires or is withdrawn; a `: ping` comment every 15 s. `event: lagged`
+/// (data: how many were missed) tells a slow reader to re-list. The stream ends when the
+/// credential expires or is revoked.
+#[utoipa::path(get, operation_id = "stream_reviews", path = "/api/v1/reviews/stream", tag = "reviews", security(("bearer" = [])),
+    responses((status = 200, description = "Server-sent events", content_type = "text/event-stream", body = String)))]
+async fn stream_reviews(
+    State(api): State<Api>,
+    caller: Caller,
+    Q(_): Q<NoQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = api.hub.subscribe();
+    let ends = credential_ends(api.clone(), &caller);
+    let events = stream::unfold((rx, api, caller), |(mut rx, api, caller)| async move {
+        loop {
+            let ev = match rx.recv().await {
+                Ok(r) if may_see(&api, &caller, &r) => Event::default()
+                    .event("review")
+                    .json_data(&r)
+                    .unwrap_or_else(|_| Event::default().comment("unserialisable review")),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(ev), (rx, api, caller)));
+        }
+    });
+    let opened = stream::once(async { Ok(Event::default().comment("connected")) });
+    let body = opened.chain(events).take_until(ends);
+    Sse::new(body).keep_alive(KeepAlive::new().interval(PING_EVERY).text("ping"))
+}
+
+/// How often an open stream checks that its credential was not revoked.
+const REVOCATION_CHECK: Duration = Duration::from_secs(5);
+
+/// Completes when the caller's credential expires or is revoked (checked every few
+/// seconds), or when the store cannot say: a stream outlives neither.
+fn credential_ends(api: Api, caller: &Caller) -> impl std::future::Future<Output = ()> {
+    let expires = caller.who.expires_at.map(|t| {
+        let left = t
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        tokio::time::Instant::now() + left
+    });
+    let token_id = caller.who.token_id.clone();
+    async move {
+        let expiry = async {
+            match expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let revocation = async {
+            let Some(id) = token_id else {
+                return std::future::pending().await;
+            };
+            let ids = [id];
+            loop {
+                tokio::time::sleep(REVOCATION_CHECK).await;
+                match api.store.revoked_among(&ids).await {
+                    Ok(r) if r.is_empty() => {}
+                    _ => return,
+                }
+            }
+        };
+        tokio::select! {
+            _ = expiry => {}
+            _ = revocation => {}
+        }
+    }
 }
 
 async fn show(
-    State(api): State<ReviewsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    let who = api.caller(&headers).await?;
-    check_id(&id)?;
-    match api.hub.get(&id).await.map_err(internal)? {
-        Some(r) if api.may_see(&who, &r) => Ok(Json(r).into_response()),
-        _ => Err(Problem::new(
-            StatusCode::NOT_FOUND,
+    api: &Api,
+    caller: &Caller,
+    id: &str,
+    kind: Option<Kind>,
+) -> Result<ApprovalRequest, Problem> {
+    check_id(id, kind)?;
+    match api.hub.get(id).await.map_err(internal)? {
+        Some(r) if may_see(api, caller, &r) => Ok(r),
+        _ => Err(Problem::not_found(
             "no_such_request",
             "no such review or access request",
         )),
     }
 }
 
-#[derive(Deserialize, Default)]
+/// One review (or access request): the exact statement and its parameters, who asked,
+/// who may decide, and the outcome.
+#[utoipa::path(get, operation_id = "get_review", path = "/api/v1/reviews/{id}", tag = "reviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Request id (rv-… or ar-…)")),
+    responses((status = 200, description = "The request", body = ApprovalRequest)))]
+async fn show_review(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+) -> Result<Json<ApprovalRequest>, Problem> {
+    Ok(Json(show(&api, &caller, &id, None).await?))
+}
+
+/// One access request.
+#[utoipa::path(get, operation_id = "get_access_request", path = "/api/v1/access-requests/{id}", tag = "access-requests", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Access request id (ar-…)")),
+    responses((status = 200, description = "The access request", body = ApprovalRequest)))]
+async fn show_access(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+) -> Result<Json<ApprovalRequest>, Problem> {
+    Ok(Json(show(&api, &caller, &id, Some(Kind::Access)).await?))
+}
+
+/// An approver's decision; the body may be empty.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DecisionBody {
-    reason: Option<String>,
+pub struct DecisionBody {
+    /// Why (under 1000 bytes, no control characters but newlines).
+    pub reason: Option<String>,
 }
 
-fn json_body<T: for<'de> Deserialize<'de> + Default>(
-    body: &Bytes,
-    empty_ok: bool,
-) -> Result<T, Problem> {
-    if body.is_empty() && empty_ok {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("the body is not the expected JSON: {e}"),
-        )
-    })
-}
-
-async fn approve(
-    State(api): State<ReviewsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    decide(api, headers, id, body, true).await
-}
-
-async fn reject(
-    State(api): State<ReviewsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Response, Problem> {
-    decide(api, headers, id, body, false).await
+/// An approval counted; more are needed before the request is final.
+#[derive(Serialize, ToSchema)]
+pub struct Counted {
+    /// The request, still pending.
+    pub request: ApprovalRequest,
+    /// Distinct approvals so far.
+    pub approvals: i64,
+    /// Needed.
+    pub approvals_required: i64,
 }
 
 async fn decide(
-    api: ReviewsApi,
-    headers: HeaderMap,
+    api: Api,
+    caller: Caller,
     id: String,
-    body: Bytes,
+    body: DecisionBody,
     approve: bool,
+    kind: Option<Kind>,
 ) -> Result<Response, Problem> {
-    let who = api.caller(&headers).await?;
-    check_id(&id)?;
-    let body: DecisionBody = json_body(&body, true)?;
+    check_id(&id, kind)?;
     let decided = api
         .hub
-        .decide(&id, &who, approve, body.reason.as_deref())
+        .decide(&id, &caller.who, approve, body.reason.as_deref())
         .await
         .map_err(|e| {
             let (status, code) = match &e {
@@ -232,51 +351,126 @@ async fn decide(
             required,
         } => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({
-                "request": request,
-                "approvals": votes,
-                "approvals_required": required,
-            })),
+            Json(Counted {
+                request,
+                approvals: votes,
+                approvals_required: required,
+            }),
         )
             .into_response(),
     })
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct AccessBody {
-    connection: String,
-    /// `30m`, `2h`, …
-    duration: String,
-    reason: Option<String>,
+/// Approves a review (or access request). Final once enough distinct approvers agreed;
+/// never by the requester.
+#[utoipa::path(post, operation_id = "approve_review", path = "/api/v1/reviews/{id}/approve", tag = "reviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Request id (rv-… or ar-…)")),
+    request_body(content = Option<DecisionBody>, description = "Optional; may be empty"),
+    responses(
+        (status = 200, description = "Approved: the request as stored", body = ApprovalRequest),
+        (status = 202, description = "Counted; more approvals needed", body = Counted),
+        (status = 409, description = "Already decided or expired (`not_pending`, `expired`)", body = crate::problem::ProblemDetails, content_type = "application/problem+json")))]
+async fn approve_review(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+    JsonBody(body): JsonBody<DecisionBody>,
+) -> Result<Response, Problem> {
+    decide(api, caller, id, body, true, None).await
 }
 
-async fn request_access(
-    State(api): State<ReviewsApi>,
-    headers: HeaderMap,
-    body: Bytes,
+/// Rejects a review (or access request); final at once.
+#[utoipa::path(post, operation_id = "reject_review", path = "/api/v1/reviews/{id}/reject", tag = "reviews", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Request id (rv-… or ar-…)")),
+    request_body(content = Option<DecisionBody>, description = "Optional; may be empty"),
+    responses(
+        (status = 200, description = "Rejected: the request as stored", body = ApprovalRequest),
+        (status = 409, description = "Already decided or expired (`not_pending`, `expired`)", body = crate::problem::ProblemDetails, content_type = "application/problem+json")))]
+async fn reject_review(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+    JsonBody(body): JsonBody<DecisionBody>,
 ) -> Result<Response, Problem> {
-    let who = api.caller(&headers).await?;
-    let body: AccessBody = json_body(&body, false)?;
-    let duration: Duration = humantime::parse_duration(&body.duration).map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            "duration is a length like 30m or 2h",
-        )
-    })?;
+    decide(api, caller, id, body, false, None).await
+}
+
+/// Approves an access request.
+#[utoipa::path(post, operation_id = "approve_access_request", path = "/api/v1/access-requests/{id}/approve", tag = "access-requests", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Access request id (ar-…)")),
+    request_body(content = Option<DecisionBody>, description = "Optional; may be empty"),
+    responses(
+        (status = 200, description = "Approved: the request as stored, with `grant_expires_at`", body = ApprovalRequest),
+        (status = 202, description = "Counted; more approvals needed", body = Counted),
+        (status = 409, description = "Already decided or expired", body = crate::problem::ProblemDetails, content_type = "application/problem+json")))]
+async fn approve_access(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+    JsonBody(body): JsonBody<DecisionBody>,
+) -> Result<Response, Problem> {
+    decide(api, caller, id, body, true, Some(Kind::Access)).await
+}
+
+/// Rejects an access request.
+#[utoipa::path(post, operation_id = "reject_access_request", path = "/api/v1/access-requests/{id}/reject", tag = "access-requests", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Access request id (ar-…)")),
+    request_body(content = Option<DecisionBody>, description = "Optional; may be empty"),
+    responses(
+        (status = 200, description = "Rejected: the request as stored", body = ApprovalRequest),
+        (status = 409, description = "Already decided or expired", body = crate::problem::ProblemDetails, content_type = "application/problem+json")))]
+async fn reject_access(
+    State(api): State<Api>,
+    caller: Caller,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+    JsonBody(body): JsonBody<DecisionBody>,
+) -> Result<Response, Problem> {
+    decide(api, caller, id, body, false, Some(Kind::Access)).await
+}
+
+/// Asks for time-bound access to a connection.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessBody {
+    /// The connection.
+    #[schema(example = "restricted")]
+    pub connection: String,
+    /// How long, as `30m`, `2h`, … (at most the connection's `max_duration`).
+    #[schema(example = "1h")]
+    pub duration: String,
+    /// Why (shown to approvers).
+    pub reason: Option<String>,
+}
+
+/// Asks for time-bound access to a connection that takes access requests.
+#[utoipa::path(post, operation_id = "create_access_request", path = "/api/v1/access-requests", tag = "access-requests", security(("bearer" = [])),
+    request_body = AccessBody,
+    responses((status = 201, description = "The request, pending", body = ApprovalRequest)))]
+async fn request_access(
+    State(api): State<Api>,
+    caller: Caller,
+    Q(_): Q<NoQuery>,
+    JsonBody(body): JsonBody<AccessBody>,
+) -> Result<Response, Problem> {
+    let duration: Duration = humantime::parse_duration(&body.duration)
+        .map_err(|_| Problem::bad_request("bad_body", "duration is a length like 30m or 2h"))?;
     let r = api
         .hub
-        .request_access(&who, &body.connection, duration, body.reason.as_deref())
+        .request_access(
+            &caller.who,
+            &body.connection,
+            duration,
+            body.reason.as_deref(),
+        )
         .await
         .map_err(|e| match e {
-            warden_approvals::hub::AccessError::NotOffered(_) => {
-                Problem::new(StatusCode::NOT_FOUND, "no_access_requests", e.to_string())
-            }
-            warden_approvals::hub::AccessError::Invalid(_) => {
-                Problem::new(StatusCode::BAD_REQUEST, "bad_body", e.to_string())
-            }
-            warden_approvals::hub::AccessError::Store(e) => internal(e),
+            AccessError::NotOffered(_) => Problem::not_found("no_access_requests", e.to_string()),
+            AccessError::Invalid(_) => Problem::bad_request("bad_body", e.to_string()),
+            AccessError::Store(e) => internal(e),
         })?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }

@@ -1,183 +1,87 @@
-//! `/api/v1/sessions` and `/api/v1/audit`: recorded sessions and the audit chains, for
-//! auditors (read) and administrators (kill). Every route needs a bearer token (OIDC,
-//! built-in or API key) whose groups include an allowed group; errors are RFC 9457
-//! problem details.
+//! `/api/v1/sessions`: recorded sessions, for auditors (list, show, replay data, text
+//! timeline, export, verify) and administrators (kill).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use warden_identity::Authenticator;
-use warden_recording::export::{export, ExportFormat};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use warden_recording::export::{export as export_events, ExportFormat};
 use warden_recording::reader::{path_for, read_file};
 use warden_recording::replay::render_timeline;
 use warden_recording::verify::{verify_file_with, VerifyOptions};
-use warden_store::{SessionFilter, Store};
-use warden_types::Identity;
+use warden_store::{SessionFilter, SessionRow};
 
-/// Ends a session live in this process; true if it was.
-pub type LocalStop = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+use crate::auth::{Admin, Auditor};
+use crate::extract::{NoQuery, P, Q};
+use crate::problem::{internal, Problem};
+use crate::Api;
 
-/// What the session routes need.
-#[derive(Clone)]
-pub struct SessionsApi {
-    /// Checks bearer tokens.
-    pub auth: Arc<Authenticator>,
-    /// The store.
-    pub store: Store,
-    /// Recordings directory.
-    pub recordings: PathBuf,
-    /// Groups that may read sessions and the audit.
-    pub auditor_groups: Vec<String>,
-    /// Groups that may also kill sessions.
-    pub admin_groups: Vec<String>,
-    /// Ends a session held by this gateway at once (others see the store request).
-    pub stop: LocalStop,
+pub(crate) fn routes() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(events))
+        .routes(routes!(replay))
+        .routes(routes!(export))
+        .routes(routes!(verify))
+        .routes(routes!(kill))
 }
 
-/// An RFC 9457 problem.
-pub struct Problem {
-    status: StatusCode,
-    code: &'static str,
-    detail: String,
-}
-
-impl Problem {
-    pub(crate) fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem {
-            status,
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "type": format!("https://warden.dev/problems/{}", self.code),
-            "title": self.status.canonical_reason().unwrap_or(""),
-            "status": self.status.as_u16(),
-            "code": self.code,
-            "detail": self.detail,
-        });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response()
-    }
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "API request failed");
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "the request could not be completed; see the gateway log",
-    )
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Need {
-    Auditor,
-    Admin,
-}
-
-impl SessionsApi {
-    async fn caller(&self, headers: &HeaderMap, need: Need) -> Result<Identity, Problem> {
-        let who = bearer_identity(&self.auth, headers).await?;
-        let admin = self.admin_groups.iter().any(|g| who.in_group(g));
-        let auditor = admin || self.auditor_groups.iter().any(|g| who.in_group(g));
-        let ok = match need {
-            Need::Admin => admin,
-            Need::Auditor => auditor,
-        };
-        if !ok {
-            let groups = match need {
-                Need::Admin => &self.admin_groups,
-                Need::Auditor => &self.auditor_groups,
-            };
-            return Err(Problem::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                format!("this needs membership in one of {groups:?}"),
-            ));
-        }
-        Ok(who)
-    }
-}
-
-/// Who sent the request: its `Authorization: Bearer` token or API key, checked.
-pub(crate) async fn bearer_identity(
-    auth: &Authenticator,
-    headers: &HeaderMap,
-) -> Result<Identity, Problem> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "send Authorization: Bearer <token or API key>",
-            )
-        })?;
-    auth.authenticate(token.trim())
-        .await
-        .map_err(|e| Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", e.reason()))
-}
-
-/// The routes, to merge into the gateway's router.
-pub fn routes(api: SessionsApi) -> Router {
-    Router::new()
-        .route("/api/v1/sessions", get(list))
-        .route("/api/v1/sessions/{id}", get(show))
-        .route("/api/v1/sessions/{id}/events", get(events))
-        .route("/api/v1/sessions/{id}/replay", get(replay))
-        .route("/api/v1/sessions/{id}/verify", get(verify))
-        .route("/api/v1/sessions/{id}/kill", post(kill))
-        .route("/api/v1/audit/verify", get(audit_verify))
-        .with_state(api)
-}
-
-#[derive(Deserialize)]
+/// Filters for the session list.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Exact subject.
     identity: Option<String>,
+    /// Same as `identity`.
+    subject: Option<String>,
+    /// Exact connection name.
     connection: Option<String>,
+    /// Started at or after (unix ms).
     since: Option<i64>,
+    /// Started before (unix ms).
     until: Option<i64>,
+    /// `live`, `complete`, `incomplete` or `purged`.
     status: Option<String>,
+    /// At most this many, newest first (1-10000).
     limit: Option<i64>,
 }
 
+/// Sessions, newest first (auditor).
+#[utoipa::path(get, operation_id = "list_sessions", path = "/api/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    params(ListQuery),
+    responses((status = 200, description = "Sessions, newest first", body = [SessionRow])))]
 async fn list(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
-    let Query(q) =
-        q.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    Q(q): Q<ListQuery>,
+) -> Result<Json<Vec<SessionRow>>, Problem> {
     if q.limit.is_some_and(|l| !(1..=10_000).contains(&l)) {
-        return Err(Problem::new(
-            StatusCode::BAD_REQUEST,
+        return Err(Problem::bad_request(
             "bad_query",
             "limit must be between 1 and 10000",
+        ));
+    }
+    if q.status
+        .as_deref()
+        .is_some_and(|s| !["live", "complete", "incomplete", "purged"].contains(&s))
+    {
+        return Err(Problem::bad_request(
+            "bad_query",
+            "status is live, complete, incomplete or purged",
         ));
     }
     let rows = api
         .store
         .list_sessions(&SessionFilter {
-            subject: q.identity,
+            subject: q.identity.or(q.subject),
             connection: q.connection,
             since: q.since,
             until: q.until,
@@ -186,7 +90,7 @@ async fn list(
         })
         .await
         .map_err(internal)?;
-    Ok(Json(rows).into_response())
+    Ok(Json(rows))
 }
 
 /// Session ids are UUIDs; anything else is refused before it reaches a path or a query.
@@ -194,90 +98,173 @@ fn check_id(id: &str) -> Result<(), Problem> {
     if id.len() <= 64 && !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
         Ok(())
     } else {
-        Err(Problem::new(
-            StatusCode::BAD_REQUEST,
+        Err(Problem::bad_request(
             "bad_session_id",
             "a session id is a UUID",
         ))
     }
 }
 
-async fn found(api: &SessionsApi, id: &str) -> Result<warden_store::SessionRow, Problem> {
+async fn found(api: &Api, id: &str) -> Result<SessionRow, Problem> {
     check_id(id)?;
     api.store
         .get_session(id)
         .await
         .map_err(internal)?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "no_such_session", "no such session"))
+        .ok_or_else(|| Problem::not_found("no_such_session", "no such session"))
 }
 
+fn recording_path(api: &Api, id: &str) -> Result<PathBuf, Problem> {
+    let dir = api
+        .recordings
+        .as_ref()
+        .ok_or_else(|| Problem::not_found("no_recording", "recording is off on this gateway"))?;
+    path_for(dir, id).map_err(internal)
+}
+
+fn read_events(api: &Api, id: &str) -> Result<Vec<warden_recording::event::Event>, Problem> {
+    let path = recording_path(api, id)?;
+    if !path.exists() {
+        return Err(Problem::not_found(
+            "no_recording",
+            "this session's recording is gone (purged or never written)",
+        ));
+    }
+    Ok(read_file(&path).map_err(internal)?.events)
+}
+
+/// One session (auditor).
+#[utoipa::path(get, operation_id = "get_session", path = "/api/v1/sessions/{id}", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses((status = 200, description = "The session", body = SessionRow)))]
 async fn show(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
-    Ok(Json(found(&api, &id).await?).into_response())
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+) -> Result<Json<SessionRow>, Problem> {
+    Ok(Json(found(&api, &id).await?))
 }
 
-#[derive(Deserialize)]
+/// Export and replay-data formats.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EventsQuery {
+#[into_params(parameter_in = Query)]
+struct FormatQuery {
+    /// `json` (default for events), `jsonl`/`ndjson` (default for export) or `csv`.
     format: Option<String>,
 }
 
-async fn events(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
-    let Query(q) =
-        q.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text()))?;
-    let name = q.format.unwrap_or_else(|| "json".into());
-    let format: ExportFormat = name.parse().map_err(|_| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad_format",
-            "format is json, ndjson or csv",
-        )
-    })?;
-    found(&api, &id).await?;
-    let path = path_for(&api.recordings, &id).map_err(internal)?;
-    let rec = read_file(&path).map_err(internal)?;
+fn parse_format(name: &str) -> Result<(ExportFormat, &'static str, &'static str), Problem> {
+    Ok(match name {
+        "json" => (ExportFormat::Json, "application/json", "json"),
+        "jsonl" | "ndjson" => (ExportFormat::Ndjson, "application/x-ndjson", "jsonl"),
+        "csv" => (ExportFormat::Csv, "text/csv; charset=utf-8", "csv"),
+        _ => {
+            return Err(Problem::bad_request(
+                "bad_format",
+                "format is json, jsonl (ndjson) or csv",
+            ))
+        }
+    })
+}
+
+fn render(api: &Api, id: &str, format: ExportFormat) -> Result<Vec<u8>, Problem> {
+    let events = read_events(api, id)?;
     let mut out = Vec::new();
-    export(&rec.events, format, &mut out).map_err(internal)?;
-    let ctype = match name.as_str() {
-        "csv" => "text/csv",
-        "ndjson" => "application/x-ndjson",
-        _ => "application/json",
-    };
+    export_events(&events, format, &mut out).map_err(internal)?;
+    Ok(out)
+}
+
+/// The recorded events, for replay (auditor): statements, results, timing, masking and
+/// approval decisions.
+#[utoipa::path(get, operation_id = "get_session_events", path = "/api/v1/sessions/{id}/events", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)"), FormatQuery),
+    responses((status = 200, description = "The events: a JSON array (json), one per line (jsonl) or one row per statement (csv)",
+        content((Object = "application/json"), (String = "application/x-ndjson"), (String = "text/csv")))))]
+async fn events(
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    P(id): P<String>,
+    Q(q): Q<FormatQuery>,
+) -> Result<Response, Problem> {
+    let (format, ctype, _) = parse_format(q.format.as_deref().unwrap_or("json"))?;
+    found(&api, &id).await?;
+    let out = render(&api, &id, format)?;
     Ok(([(header::CONTENT_TYPE, ctype)], out).into_response())
 }
 
-async fn replay(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+/// The recording as a download (auditor).
+#[utoipa::path(get, operation_id = "export_session", path = "/api/v1/sessions/{id}/export", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)"), FormatQuery),
+    responses((status = 200, description = "An attachment `session-<id>.<jsonl|json|csv>`",
+        content((String = "application/x-ndjson"), (Object = "application/json"), (String = "text/csv")))))]
+async fn export(
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    P(id): P<String>,
+    Q(q): Q<FormatQuery>,
 ) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
+    let (format, ctype, ext) = parse_format(q.format.as_deref().unwrap_or("jsonl"))?;
     found(&api, &id).await?;
-    let path = path_for(&api.recordings, &id).map_err(internal)?;
-    let rec = read_file(&path).map_err(internal)?;
+    let out = render(&api, &id, format)?;
+    let disposition = format!("attachment; filename=\"session-{id}.{ext}\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype.to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// A text timeline of the session (auditor).
+#[utoipa::path(get, operation_id = "get_session_replay", path = "/api/v1/sessions/{id}/replay", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses((status = 200, description = "One line per event", content_type = "text/plain", body = String)))]
+async fn replay(
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+) -> Result<Response, Problem> {
+    found(&api, &id).await?;
+    let events = read_events(&api, &id)?;
     let mut out = Vec::new();
-    render_timeline(&rec.events, &mut out).map_err(internal)?;
+    render_timeline(&events, &mut out).map_err(internal)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], out).into_response())
 }
 
+/// A recording's verification.
+#[derive(Serialize, ToSchema)]
+pub struct SessionVerify {
+    /// Session id.
+    pub session: String,
+    /// Its status.
+    pub status: String,
+    /// Events checked.
+    pub events: u64,
+    /// Hash of the last event.
+    pub final_hash: Option<String>,
+    /// No problems.
+    pub clean: bool,
+    /// What is wrong.
+    pub problems: Vec<String>,
+}
+
+/// Checks the recording's hash chain against the store (auditor).
+#[utoipa::path(get, operation_id = "verify_session", path = "/api/v1/sessions/{id}/verify", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses((status = 200, description = "The verification", body = SessionVerify)))]
 async fn verify(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
+    State(api): State<Api>,
+    Auditor(_): Auditor,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
+) -> Result<Json<SessionVerify>, Problem> {
     let row = found(&api, &id).await?;
-    let path = path_for(&api.recordings, &id).map_err(internal)?;
+    let path = recording_path(&api, &id)?;
     let report = verify_file_with(
         &path,
         &id,
@@ -285,51 +272,53 @@ async fn verify(
     )
     .map_err(internal)?;
     let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
-    Ok(Json(serde_json::json!({
-        "session": id,
-        "status": row.status,
-        "events": report.events,
-        "final_hash": report.final_hash,
-        "clean": problems.is_empty(),
-        "problems": problems,
+    Ok(Json(SessionVerify {
+        session: id,
+        status: row.status,
+        events: report.events,
+        final_hash: report.final_hash,
+        clean: problems.is_empty(),
+        problems,
     }))
-    .into_response())
 }
 
+/// A kill accepted.
+#[derive(Serialize, ToSchema)]
+pub struct KillAccepted {
+    /// Session id.
+    pub session: String,
+    /// Always true: the session is ending.
+    pub ending: bool,
+    /// Whether this gateway process held it (others end it within a second).
+    pub local: bool,
+}
+
+/// Ends a live session (admin).
+#[utoipa::path(post, operation_id = "kill_session", path = "/api/v1/sessions/{id}/kill", tag = "sessions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id (UUID)")),
+    responses((status = 202, description = "The session is ending", body = KillAccepted)))]
 async fn kill(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    State(api): State<Api>,
+    Admin(caller): Admin,
+    P(id): P<String>,
+    Q(_): Q<NoQuery>,
 ) -> Result<Response, Problem> {
-    let who = api.caller(&headers, Need::Admin).await?;
     check_id(&id)?;
-    let by = format!("API request by {}", who.subject);
+    let by = format!("API request by {}", caller.who.subject);
     if !api.store.request_kill(&id, &by).await.map_err(internal)? {
-        return Err(Problem::new(
-            StatusCode::NOT_FOUND,
+        return Err(Problem::not_found(
             "no_live_session",
             "no live session with that id",
         ));
     }
-    let here = (api.stop)(&id, &by);
+    let local = (api.stop)(&id, &by);
     Ok((
         StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "session": id, "ending": true, "local": here })),
+        Json(KillAccepted {
+            session: id,
+            ending: true,
+            local,
+        }),
     )
         .into_response())
-}
-
-async fn audit_verify(
-    State(api): State<SessionsApi>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    api.caller(&headers, Need::Auditor).await?;
-    let report = api.store.verify_chains().await.map_err(internal)?;
-    Ok(Json(serde_json::json!({
-        "clean": report.problems.is_empty(),
-        "audit_rows": report.audit_rows,
-        "session_rows": report.session_rows,
-        "problems": report.problems,
-    }))
-    .into_response())
 }

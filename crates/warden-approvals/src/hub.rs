@@ -5,13 +5,15 @@
 //! [`Hub::decide`] completes in the same process, after the decision is committed to the
 //! store. Nothing polls. Each review also has a timer task that expires it at its deadline,
 //! so a review nobody decides is rejected on time even if the session's own wait is gone.
+//! Every change to a request is also broadcast ([`Hub::subscribe`]) for live views such as
+//! the API's review stream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use warden_store::approvals::{ApprovalFilter, ApprovalRequest, NewApprovalRequest, VoteOutcome};
 use warden_store::{now_ms, AuthEvent, AuthResult, Store, StoreError};
 use warden_types::Identity;
@@ -181,7 +183,11 @@ pub struct Hub {
     store: Store,
     config: HubConfig,
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    events: broadcast::Sender<ApprovalRequest>,
 }
+
+/// Events a slow subscriber may fall behind by before it misses some (it is told).
+const EVENT_BACKLOG: usize = 256;
 
 /// A statement held for review. Dropping it before the outcome withdraws the review.
 pub struct Hold {
@@ -283,7 +289,20 @@ impl Hub {
             store,
             config,
             waiters: Mutex::new(HashMap::new()),
+            events: broadcast::channel(EVENT_BACKLOG).0,
         })
+    }
+
+    /// Every request as it is opened, gains an approval, or closes (decided, expired,
+    /// withdrawn): the row as stored after the change. For live views (the API's SSE
+    /// stream); subscribers filter what their caller may see.
+    pub fn subscribe(&self) -> broadcast::Receiver<ApprovalRequest> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, row: &ApprovalRequest) {
+        // No subscriber is not an error: nobody is watching.
+        let _ = self.events.send(row.clone());
     }
 
     fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<Outcome>>> {
@@ -474,6 +493,7 @@ impl Hub {
             VoteOutcome::Counted { votes, required } => {
                 self.audit(&r, who, true, &format!("approval {votes} of {required}"))
                     .await;
+                self.publish(&r);
                 Ok(Decided::Counted {
                     request: r,
                     votes,
@@ -530,6 +550,7 @@ impl Hub {
         let detail = row.decision_reason.clone().unwrap_or_default();
         self.audit_row(row, by.as_deref(), row.status == "approved", &detail)
             .await;
+        self.publish(row);
         self.notify(row, "closed");
     }
 
@@ -590,10 +611,12 @@ impl Hub {
     }
 
     async fn notify_opened(&self, id: &str) {
-        if !self.config.webhooks.is_empty() {
-            if let Ok(Some(row)) = self.store.get_approval_request(id).await {
-                self.notify(&row, "opened");
-            }
+        if self.config.webhooks.is_empty() && self.events.receiver_count() == 0 {
+            return;
+        }
+        if let Ok(Some(row)) = self.store.get_approval_request(id).await {
+            self.publish(&row);
+            self.notify(&row, "opened");
         }
     }
 
@@ -821,6 +844,32 @@ mod tests {
         );
         assert_eq!(status(&store, &hold.id).await, "approved");
         assert!(hub.waiters().is_empty(), "the waiter is released");
+    }
+
+    #[tokio::test]
+    async fn subscribers_see_every_request_open_progress_and_close() {
+        let (hub, _store, _dir) = setup(HubConfig::default()).await;
+        let mut rx = hub.subscribe();
+        let alice = who("alice", &["dev"]);
+        let (a, b) = (who("A", &[DBA]), who("B", &[DBA]));
+        let mut next = || {
+            let ev = rx.try_recv().expect("an event was published");
+            (ev.id, ev.status)
+        };
+        let hold = open(&hub, &alice, &spec(2, Duration::from_secs(60))).await;
+        assert_eq!(next(), (hold.id.clone(), "pending".into()));
+        hub.decide(&hold.id, &a, true, None).await.unwrap();
+        assert_eq!(next(), (hold.id.clone(), "pending".into()));
+        hub.decide(&hold.id, &b, true, None).await.unwrap();
+        assert_eq!(next(), (hold.id.clone(), "approved".into()));
+        let short = open(&hub, &alice, &spec(1, Duration::from_millis(50))).await;
+        assert_eq!(next(), (short.id.clone(), "pending".into()));
+        let ev = timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("the expiry is published")
+            .unwrap();
+        assert_eq!((ev.id, ev.status.as_str()), (short.id.clone(), "expired"));
+        drop(hold);
     }
 
     #[tokio::test]

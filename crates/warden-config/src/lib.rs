@@ -54,6 +54,16 @@ pub struct ApiConfig {
     /// May read sessions, recordings and the audit.
     #[serde(default = "default_auditor_groups")]
     pub auditor_groups: Vec<String>,
+    /// Have the approver role (the console shows them the reviews inbox). Deciding a
+    /// request still needs one of its own approver groups, or admin.
+    #[serde(default = "default_approver_groups")]
+    pub approver_groups: Vec<String>,
+    /// OAuth client id the web console signs in with (authorization code with PKCE),
+    /// published at `/api/v1/auth/config`; unset, the console offers no OIDC sign-in.
+    pub console_client_id: Option<String>,
+    /// OAuth client id `warden login` uses (device authorization), published at
+    /// `/api/v1/auth/config`.
+    pub cli_client_id: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -61,8 +71,15 @@ impl Default for ApiConfig {
         ApiConfig {
             admin_groups: default_admin_groups(),
             auditor_groups: default_auditor_groups(),
+            approver_groups: default_approver_groups(),
+            console_client_id: None,
+            cli_client_id: None,
         }
     }
+}
+
+fn default_approver_groups() -> Vec<String> {
+    vec!["warden-approvers".into()]
 }
 
 fn default_admin_groups() -> Vec<String> {
@@ -854,6 +871,18 @@ impl Config {
                     "store.url".into(),
                     "only sqlite:// stores are supported so far".into(),
                 );
+            }
+        }
+
+        for (k, id) in [
+            ("api.console_client_id", &self.api.console_client_id),
+            ("api.cli_client_id", &self.api.cli_client_id),
+        ] {
+            if id
+                .as_deref()
+                .is_some_and(|id| id.trim().is_empty() || id.chars().any(char::is_control))
+            {
+                err(k.into(), "must be a non-empty client id".into());
             }
         }
 

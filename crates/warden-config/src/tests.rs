@@ -420,3 +420,30 @@ fn with_key(var: &str) -> String {
         &format!("idle_timeout = \"5m\"\nmasking_key_env = \"{var}\"\n"),
     )
 }
+
+#[test]
+fn api_roles_and_sign_in_clients() {
+    std::env::set_var("WARDEN_CONFIG_TEST_PW", "s3cret");
+    let c = parse(GOOD).expect("valid");
+    assert_eq!(c.api.approver_groups, ["warden-approvers"]);
+    assert_eq!(c.api.console_client_id, None);
+    let with = GOOD.replacen(
+        "[[identity.oidc]]",
+        "[api]\nconsole_client_id = \"warden-console\"\ncli_client_id = \"warden-cli\"\napprover_groups = [\"dba\"]\n\n[[identity.oidc]]",
+        1,
+    );
+    let c = parse(&with).expect("valid");
+    assert_eq!(c.api.console_client_id.as_deref(), Some("warden-console"));
+    assert_eq!(c.api.cli_client_id.as_deref(), Some("warden-cli"));
+    assert_eq!(c.api.approver_groups, ["dba"]);
+    let empty = GOOD.replacen(
+        "[[identity.oidc]]",
+        "[api]\nconsole_client_id = \" \"\n\n[[identity.oidc]]",
+        1,
+    );
+    let errs = messages(&empty);
+    assert!(
+        errs.iter().any(|e| e.contains("api.console_client_id")),
+        "{errs:?}"
+    );
+}

@@ -486,7 +486,7 @@ fn luhn(digits: &[u8]) -> bool {
         }
         sum += d;
     }
-    !digits.is_empty() && sum % 10 == 0
+    !digits.is_empty() && sum.is_multiple_of(10)
 }
 
 // --- SSN, IPv4, IPv6 --------------------------------------------------------------------

@@ -13,7 +13,7 @@ use sqlx::Row;
 use crate::{groups_json, now_ms, parse_groups, Store, StoreError};
 
 /// One approval request, as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApprovalRequest {
     /// Request id (`rv-…` for statements, `ar-…` for access), chosen by the caller.
     pub id: String,

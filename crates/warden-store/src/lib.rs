@@ -55,7 +55,7 @@ pub struct Store {
 }
 
 /// An API key's stored metadata (never the secret).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiKeyRow {
     /// Key id (the part after `wdk_`).
     pub id: String,
@@ -72,7 +72,7 @@ pub struct ApiKeyRow {
 }
 
 /// A built-in token's stored metadata (never the token).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct TokenRow {
     /// Token id (`jti`).
     pub jti: String,
@@ -89,7 +89,7 @@ pub struct TokenRow {
 }
 
 /// Outcome of an authentication attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthResult {
     /// The caller was let through.
@@ -99,7 +99,7 @@ pub enum AuthResult {
 }
 
 /// One row of the authentication audit.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct AuthEvent {
     /// When (unix ms); filled by the store on insert when zero.
     pub at: i64,
@@ -119,6 +119,35 @@ pub struct AuthEvent {
     pub reason: String,
     /// The session opened, when allowed.
     pub session_id: Option<String>,
+}
+
+/// One row of the audit as listed: the event, its place in the chain and its hashes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditRow {
+    /// Position in the chain (ascending with time).
+    pub id: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuthEvent,
+    /// Hash of the row before (the chain link).
+    pub prev_hash: Option<String>,
+    /// This row's hash.
+    pub hash: Option<String>,
+}
+
+/// Filters for [`Store::list_audit`]; `None` matches anything.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// At or after (unix ms).
+    pub since: Option<i64>,
+    /// Before (unix ms).
+    pub until: Option<i64>,
+    /// Exact subject.
+    pub subject: Option<String>,
+    /// Rows after this id (paging forward).
+    pub after_id: Option<i64>,
+    /// At most this many, oldest first (default 1000).
+    pub limit: Option<i64>,
 }
 
 /// Current time in unix milliseconds.
@@ -372,6 +401,34 @@ impl Store {
         Ok(())
     }
 
+    /// Audit rows matching `f`, in chain order (oldest first).
+    pub async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, subject, issuer, credential_kind, connection, client_addr, result, reason, session_id, prev_hash, hash
+             FROM auth_audit
+             WHERE (?1 IS NULL OR at >= ?1) AND (?2 IS NULL OR at < ?2)
+               AND (?3 IS NULL OR subject = ?3) AND (?4 IS NULL OR id > ?4)
+             ORDER BY id LIMIT ?5",
+        )
+        .bind(f.since)
+        .bind(f.until)
+        .bind(&f.subject)
+        .bind(f.after_id)
+        .bind(f.limit.unwrap_or(1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRow {
+                    id: r.try_get("id")?,
+                    event: auth_event(r)?,
+                    prev_hash: r.try_get("prev_hash")?,
+                    hash: r.try_get("hash")?,
+                })
+            })
+            .collect()
+    }
+
     /// The latest `limit` authentication attempts, newest first.
     pub async fn auth_events(&self, limit: i64) -> Result<Vec<AuthEvent>, StoreError> {
         let rows = sqlx::query(
@@ -381,27 +438,27 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let result: String = r.try_get("result")?;
-                Ok(AuthEvent {
-                    at: r.try_get("at")?,
-                    subject: r.try_get("subject")?,
-                    issuer: r.try_get("issuer")?,
-                    credential_kind: r.try_get("credential_kind")?,
-                    connection: r.try_get("connection")?,
-                    client_addr: r.try_get("client_addr")?,
-                    result: match result.as_str() {
-                        "allowed" => AuthResult::Allowed,
-                        "denied" => AuthResult::Denied,
-                        other => return Err(StoreError::Corrupt(format!("result {other:?}"))),
-                    },
-                    reason: r.try_get("reason")?,
-                    session_id: r.try_get("session_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(auth_event).collect()
     }
+}
+
+fn auth_event(r: &sqlx::sqlite::SqliteRow) -> Result<AuthEvent, StoreError> {
+    let result: String = r.try_get("result")?;
+    Ok(AuthEvent {
+        at: r.try_get("at")?,
+        subject: r.try_get("subject")?,
+        issuer: r.try_get("issuer")?,
+        credential_kind: r.try_get("credential_kind")?,
+        connection: r.try_get("connection")?,
+        client_addr: r.try_get("client_addr")?,
+        result: match result.as_str() {
+            "allowed" => AuthResult::Allowed,
+            "denied" => AuthResult::Denied,
+            other => return Err(StoreError::Corrupt(format!("result {other:?}"))),
+        },
+        reason: r.try_get("reason")?,
+        session_id: r.try_get("session_id")?,
+    })
 }
 
 #[async_trait]

@@ -8,7 +8,7 @@ use warden_recording::chain::{link, GENESIS};
 use crate::{now_ms, Store, StoreError};
 
 /// One session's index row.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionRow {
     /// Session id.
     pub id: String,
@@ -58,7 +58,7 @@ pub struct SessionFilter {
 }
 
 /// One problem found by [`Store::verify_chains`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChainProblem {
     /// `auth_audit` or `session_chain`.
     pub table: &'static str,

@@ -136,26 +136,19 @@ impl Gateway {
         let (pg_addr, http_addr) = (pg.local_addr()?, http.local_addr()?);
         tracing::info!(postgres = %pg_addr, http = %http_addr, "warden gateway listening");
         on_ready(pg_addr, http_addr);
-        let sessions_api = self.runtime.recordings.clone().map(|dir| {
-            let registry = self.runtime.sessions.clone();
-            warden_api::sessions::SessionsApi {
-                auth: self.runtime.auth.clone(),
-                store: self.store.clone(),
-                recordings: dir,
-                auditor_groups: self.config.api.auditor_groups.clone(),
-                admin_groups: self.config.api.admin_groups.clone(),
-                stop: std::sync::Arc::new(move |id: &str, by: &str| {
-                    registry.stop(id, warden_pg::error::Ended::Killed(by.to_owned()))
-                }),
-            }
-        });
-        let reviews_api = warden_api::reviews::ReviewsApi {
-            auth: self.runtime.auth.clone(),
-            hub: self.runtime.hub.clone(),
-            auditor_groups: self.config.api.auditor_groups.clone(),
-            admin_groups: self.config.api.admin_groups.clone(),
-        };
-        let router = warden_api::router(self.metrics.clone(), sessions_api, Some(reviews_api));
+        let registry = self.runtime.sessions.clone();
+        let api = warden_api::Api::new(
+            &self.config,
+            self.runtime.auth.clone(),
+            self.store.clone(),
+            self.runtime.hub.clone(),
+            self.runtime.recordings.clone(),
+            std::sync::Arc::new(move |id: &str, by: &str| {
+                registry.stop(id, warden_pg::error::Ended::Killed(by.to_owned()))
+            }),
+            pg_addr,
+        );
+        let router = warden_api::router(self.metrics.clone(), Some(api));
         // Statement reviews of a previous run died with its connections.
         match self.runtime.hub.recover().await {
             Ok(n) if n > 0 => tracing::warn!(
