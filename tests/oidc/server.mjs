@@ -26,6 +26,13 @@ const AUDIENCE = env.WARDEN_OIDC_AUDIENCE ?? 'urn:warden';
 const CLIENT_ID = env.WARDEN_OIDC_CLIENT_ID ?? 'warden-test';
 const CLIENT_SECRET = env.WARDEN_OIDC_CLIENT_SECRET ?? 'warden-test-secret';
 const CLI_CLIENT_ID = env.WARDEN_OIDC_CLI_CLIENT_ID ?? 'warden-cli';
+// The web console: a public client using the authorization code flow with PKCE. As a
+// 'native' client its loopback redirect URIs match on any port (RFC 8252 section 7.3), so
+// a gateway on a random test port needs no registration.
+const CONSOLE_CLIENT_ID = env.WARDEN_OIDC_CONSOLE_CLIENT_ID ?? 'warden-console';
+const CONSOLE_REDIRECTS = (env.WARDEN_OIDC_CONSOLE_REDIRECTS
+  ?? 'http://127.0.0.1/console/callback,http://localhost/console/callback')
+  .split(',').map((s) => s.trim()).filter(Boolean);
 const TOKEN_TTL = Number.parseInt(env.WARDEN_OIDC_TOKEN_TTL ?? '600', 10);
 // Groups per end-user account (device flow); `POST /__admin/users` changes it at runtime.
 const userGroups = new Map(Object.entries(JSON.parse(env.WARDEN_OIDC_USERS ?? '{}')));
@@ -103,6 +110,25 @@ async function customizeJwt(ctx, token, jwt) {
   if (sub) jwt.payload.sub = sub;
 }
 
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+// CORS for browser calls to the token endpoint. The console's page is served by the
+// gateway on a port the test picks, so its origin is any loopback http origin whose
+// host matches a registered redirect URI's host (the port is free, as for the redirect).
+// Other clients keep oidc-provider's default rule (public clients: redirect URI origins).
+function clientBasedCORS(ctx, origin, client) {
+  if (origin === 'null') return false;
+  const o = URL.parse(origin);
+  if (client.clientId === CONSOLE_CLIENT_ID) {
+    return Boolean(o && o.protocol === 'http:' && LOOPBACK_HOSTS.has(o.hostname)
+      && client.redirectUris.some((uri) => URL.parse(uri)?.hostname === o.hostname));
+  }
+  if (ctx.oidc.route === 'userinfo' || client.clientAuthMethod === 'none') {
+    return client.redirectUris.some((uri) => URL.parse(uri)?.origin === origin);
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------------------
 // Provider. Rebuilt on rotation; its state lives in the module-level memory adapter, so a
 // device flow in progress survives a rotation.
@@ -129,7 +155,17 @@ function buildProvider() {
         response_types: [],
         redirect_uris: [],
       },
+      {
+        client_id: CONSOLE_CLIENT_ID,
+        client_name: 'Warden console',
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: CONSOLE_REDIRECTS,
+      },
     ],
+    clientBasedCORS,
     jwks: { keys: published },
     cookies: { keys: ['warden-test-only-cookie-key'] },
     scopes: ['openid', 'offline_access', 'profile', 'email'],
