@@ -75,8 +75,9 @@ enum Command {
     /// Statements held for review, and access requests: list, show, approve, reject.
     ///
     /// Talks to the running gateway's API, so a decision releases the held statement at
-    /// once. Without --token (or $WARDEN_TOKEN), acts as a local operator: a one-minute
-    /// built-in token for `--as` (default `os:$USER`) in the `[api] admin_groups`.
+    /// once. The credential is --token, else $WARDEN_TOKEN, else your `warden login`; without
+    /// any, acts as a local operator: a one-minute built-in token for `--as` (default
+    /// `os:$USER`) in the `[api] admin_groups`.
     Reviews {
         #[command(subcommand)]
         command: ReviewsCommand,
@@ -90,6 +91,121 @@ enum Command {
         #[command(flatten)]
         api: ApiClient,
     },
+    /// Sign in through your identity provider (OIDC device flow) and cache the tokens.
+    ///
+    /// Prints a URL and a code on stderr; approve them in a browser. The tokens are kept
+    /// per user and per gateway in $XDG_CONFIG_HOME/warden/tokens/ (mode 0600) and
+    /// refreshed when they near expiry; `connect`, `exec`, `reviews` and `access` use them.
+    Login(LoginArgs),
+    /// Delete the cached tokens for a gateway (and revoke them at the identity provider).
+    Logout {
+        /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+        #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
+        gateway: Option<String>,
+    },
+    /// Open a local PostgreSQL listener that signs in to a connection as you.
+    ///
+    /// Point psql, DBeaver or any driver at 127.0.0.1:PORT with no password; each client
+    /// connection reaches the gateway with your cached (refreshed) token.
+    Connect(ConnectArgs),
+    /// Run SQL on a connection through the gateway and print the result.
+    ///
+    /// Command tags and notices go to stderr; a statement held for review shows a
+    /// spinner until an approver decides. Exits 1 with the SQLSTATE on an error.
+    Exec(ExecArgs),
+}
+
+/// `warden login` options.
+#[derive(Args, Clone)]
+struct LoginArgs {
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
+    gateway: Option<String>,
+    /// OIDC issuer (overrides the gateway's /api/v1/auth/config).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// Public OIDC client for the device flow (overrides the gateway's `cli_client_id`).
+    #[arg(long, value_name = "ID")]
+    client_id: Option<String>,
+    /// Resource indicator / audience to ask tokens for (overrides the gateway's).
+    #[arg(long, value_name = "URI")]
+    audience: Option<String>,
+}
+
+/// How to reach the gateway's PostgreSQL listener.
+#[derive(Args, Clone)]
+struct PgTarget {
+    /// The gateway's PostgreSQL listener [default: what the gateway's auth config says].
+    #[arg(long, value_name = "HOST:PORT")]
+    postgres: Option<String>,
+    /// TLS to the gateway: auto (when it is not on loopback), require, or disable
+    /// (loopback only).
+    #[arg(long, value_enum, default_value_t = TlsMode::Auto)]
+    postgres_tls: TlsMode,
+    /// PEM roots to trust for the gateway's certificate [default: the system's].
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+/// TLS towards the gateway's PostgreSQL listener.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TlsMode {
+    /// TLS unless the listener is on loopback.
+    Auto,
+    /// Always TLS.
+    Require,
+    /// Never TLS (refused off loopback).
+    Disable,
+}
+
+/// `warden connect` options.
+#[derive(Args, Clone)]
+struct ConnectArgs {
+    /// The Warden connection to open.
+    connection: String,
+    /// Local port on 127.0.0.1 (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
+    gateway: Option<String>,
+    /// Bearer credential instead of the login cache.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    target: PgTarget,
+}
+
+/// Output formats of `warden exec`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// A table.
+    Table,
+    /// A JSON array of row objects per result.
+    Json,
+    /// CSV with a header line per result.
+    Csv,
+}
+
+/// `warden exec` options.
+#[derive(Args, Clone)]
+struct ExecArgs {
+    /// The Warden connection to run on.
+    connection: String,
+    /// The SQL to run (several statements separated by `;` run in one simple query).
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    command: String,
+    /// How to print rows.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
+    gateway: Option<String>,
+    /// Bearer credential instead of the login cache.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    target: PgTarget,
 }
 
 /// How a CLI command reaches the gateway's API.
@@ -101,10 +217,18 @@ struct ApiClient {
     /// Data directory (overrides the configuration) [default: ./.warden].
     #[arg(long, value_name = "DIR", global = true)]
     data_dir: Option<PathBuf>,
-    /// Gateway API URL [default: the running gateway's, from the data directory].
-    #[arg(long, value_name = "URL", global = true)]
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: the running gateway's, from the data
+    /// directory].
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WARDEN_GATEWAY",
+        hide_env = true,
+        global = true
+    )]
     gateway: Option<String>,
-    /// Bearer credential: OIDC token, built-in token or API key.
+    /// Bearer credential: OIDC token, built-in token or API key [default: the `warden
+    /// login` cache for this gateway].
     #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Without a token: the local operator's name [default: os:$USER].
@@ -320,6 +444,10 @@ fn main() -> ExitCode {
             Command::Audit { command, local } => cmd::sessions::audit(command, local).await,
             Command::Reviews { command, api } => cmd::reviews::run(command, api).await,
             Command::Access { command, api } => cmd::reviews::access(command, api).await,
+            Command::Login(args) => cmd::login::login(args).await,
+            Command::Logout { gateway } => cmd::login::logout(gateway).await,
+            Command::Connect(args) => cmd::connect::run(args).await,
+            Command::Exec(args) => cmd::exec::run(args).await,
         }
     });
     match result {

@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
+pub mod auth;
 pub mod config;
+pub mod connect;
+pub mod exec;
 pub mod gateway;
+pub mod login;
 pub mod reviews;
 pub mod sessions;
 pub mod tokens;

@@ -48,15 +48,36 @@ fn base_url(api: &ApiClient, config: &Config) -> String {
     format!("http://{addr}")
 }
 
-/// The bearer credential: `--token`/`$WARDEN_TOKEN`, else (when `local_ok`) a one-minute
-/// built-in token for the local operator in the API admin groups. Whoever can read the
-/// data directory holds the issuer's key already, so this grants nothing new.
-async fn bearer(api: &ApiClient, config: &Config, local_ok: bool) -> anyhow::Result<String> {
+/// The bearer credential: `--token`/`$WARDEN_TOKEN`, else the `warden login` cache for
+/// `base` (refreshed if near expiry), else (when `local_ok`) a one-minute built-in token for
+/// the local operator in the API admin groups. Whoever can read the data directory holds
+/// the issuer's key already, so this grants nothing new.
+async fn bearer(
+    api: &ApiClient,
+    config: &Config,
+    base: &str,
+    local_ok: bool,
+) -> anyhow::Result<String> {
     if let Some(t) = &api.token {
         return Ok(t.trim().to_owned());
     }
+    // `--as` asks for the local operator explicitly; otherwise a login comes first.
+    if api.as_name.is_none() {
+        let key = super::auth::gateway_url(Some(base)).unwrap_or_else(|_| base.to_owned());
+        match super::auth::cached_token(&key).await {
+            Ok((token, _)) => return Ok(token.expose().to_owned()),
+            Err(super::auth::LoginNeeded::NotLoggedIn(_)) => {}
+            // No usable cache (no HOME, a damaged file): the local operator may still act.
+            Err(e @ super::auth::LoginNeeded::Other(_)) if local_ok => {
+                eprintln!("warning: ignoring the login cache: {e}")
+            }
+            Err(e) => return Err(anyhow::anyhow!("{e}")),
+        }
+    }
     if !local_ok {
-        anyhow::bail!("this needs your own credential: pass --token or set WARDEN_TOKEN");
+        anyhow::bail!(
+            "this needs your own credential: run `warden login`, pass --token or set WARDEN_TOKEN"
+        );
     }
     if !config.identity.builtin.enabled {
         anyhow::bail!(
@@ -126,7 +147,7 @@ fn str_field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
 pub async fn run(cmd: ReviewsCommand, api: ApiClient) -> anyhow::Result<ExitCode> {
     let config = config(&api)?;
     let base = base_url(&api, &config);
-    let token = bearer(&api, &config, true).await?;
+    let token = bearer(&api, &config, &base, true).await?;
     let http = client()?;
     match cmd {
         ReviewsCommand::List { all, json } => {
@@ -224,7 +245,7 @@ async fn decide(
 pub async fn access(cmd: AccessCommand, api: ApiClient) -> anyhow::Result<ExitCode> {
     let config = config(&api)?;
     let base = base_url(&api, &config);
-    let token = bearer(&api, &config, false).await?;
+    let token = bearer(&api, &config, &base, false).await?;
     let http = client()?;
     match cmd {
         AccessCommand::Request {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use warden_config::{Config, ConnectionConfig};
+use warden_config::{Config, ConnectionConfig, MaskingRuleConfig, RuleAction, StatementRuleConfig};
 
 use super::gateway::{apply, init_tracing, Gateway};
 use crate::Overrides;
@@ -12,10 +12,18 @@ use crate::Overrides;
 const TARGET_PASSWORD_ENV: &str = "WARDEN_UP_TARGET_PASSWORD";
 /// The group the quickstart's connection allows, and the printed token carries.
 const LOCAL_GROUP: &str = "local-users";
+/// The group of the console token `warden up` prints: administrators and approvers, exempt
+/// from masking. A different subject from the psql token, since nobody approves their own
+/// statement.
+const OPERATOR_GROUP: &str = "local-operators";
 
-/// Builds the default configuration for `target` (a postgres URL, password removed).
+/// Builds the default configuration for `target` (a postgres URL, password removed):
+/// destructive statements held for an operator's approval, and columns named like
+/// personal data masked, so the quickstart shows both at once.
 pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
     let mut config = Config::default();
+    config.api.admin_groups.push(OPERATOR_GROUP.into());
+    config.api.approver_groups.push(OPERATOR_GROUP.into());
     config.connections.push(ConnectionConfig {
         name: "local".into(),
         kind: Default::default(),
@@ -29,10 +37,36 @@ pub fn default_config(target: &str, user: &str, has_password: bool) -> Config {
         roles: vec![],
         idle_timeout: None,
         max_session: None,
-        rules: vec![],
+        rules: vec![StatementRuleConfig {
+            action: RuleAction::Review,
+            classes: vec!["destructive".into()],
+            kinds: vec![],
+            tables: vec![],
+            functions: vec![],
+            groups: vec![],
+            except_groups: vec![],
+            message: Some("destructive statements need an operator's approval".into()),
+            approver_groups: vec![OPERATOR_GROUP.into()],
+            approvals: 1,
+            timeout: Duration::from_secs(600),
+        }],
         webhook: None,
         access_requests: None,
-        masking: vec![],
+        masking: vec![MaskingRuleConfig {
+            name: Some("personal-data".into()),
+            columns: ["email", "ssn", "phone", "card_number"]
+                .map(|c| format!("*.*.{c}"))
+                .to_vec(),
+            json_paths: vec![],
+            detectors: vec![],
+            patterns: vec![],
+            strategy: "partial".into(),
+            keep_last: None,
+            placeholder: None,
+            exempt_groups: vec![OPERATOR_GROUP.into()],
+            strict: false,
+            refuse_in: vec![],
+        }],
         masking_key_env: None,
         masking_key_file: None,
         guardrails: None,
@@ -89,6 +123,18 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
         .insert_token(&token.jti, &who, &groups, token.expires_at)
         .await?;
 
+    let operator = format!("{who}-operator");
+    let operator_groups = vec![OPERATOR_GROUP.to_owned()];
+    let console_token = issuer.issue(&operator, &operator_groups, token_ttl, None)?;
+    gw.store
+        .insert_token(
+            &console_token.jti,
+            &operator,
+            &operator_groups,
+            console_token.expires_at,
+        )
+        .await?;
+
     let target_url = config.connections[0]
         .target_url()
         .map_err(|e| anyhow::anyhow!(e))?;
@@ -112,11 +158,18 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
         ),
     };
     let secret = token.token;
+    let console_secret = console_token.token;
     gw.serve(move |pg, http| {
         println!("Warden is up.");
         println!("  data directory : {}", config.gateway.data_dir.display());
         println!("  connection     : local -> {target} as {user} ({target_note})");
         println!("  health/metrics : http://{http}/healthz  http://{http}/metrics");
+        // The token rides in the fragment, which browsers never send to a server; the
+        // console moves it to session storage and clears the address bar.
+        println!(
+            "  console        : http://{http}/#token={}  (as {operator}, group {OPERATOR_GROUP}: approves, sees unmasked)",
+            console_secret.expose()
+        );
         println!();
         println!("Connect (token for {who}, group {LOCAL_GROUP}, valid {}):", humantime::format_duration(token_ttl));
         println!(
@@ -126,7 +179,9 @@ pub async fn run(overrides: Overrides, token_ttl: Duration) -> anyhow::Result<Ex
             secret.expose()
         );
         println!();
-        println!("Try next:");
+        println!("Try next (in that psql):");
+        println!("  - a masked column:  create table people (name text, email text); insert into people values ('Ada', 'ada@example.com'); select * from people;");
+        println!("  - a held DROP:      drop table people;   -- waits until you approve it in the console, or: warden reviews approve ID");
         println!("  - a bad token is refused:   psql \"dbname=local host={} port={} password=nope\"", pg.ip(), pg.port());
         println!("  - a token for an agent:      warden tokens issue --name my-agent --groups {LOCAL_GROUP} --ttl 1h");
         println!("  - the audit of every login:  sqlite3 {}/warden.db 'select * from auth_audit'", config.gateway.data_dir.display());
