@@ -214,21 +214,41 @@ impl Activity {
     }
 }
 
-/// `warden_pg_statements_total` by class, indexed by [`StatementClass::risk`].
-pub struct StatementCounters([metrics::Counter; 6]);
+/// `warden_pg_statements_total` by class, indexed by [`StatementClass::risk`], and
+/// `warden_pg_statement_decisions_total` by the gateway's first decision.
+pub struct StatementCounters {
+    by_class: [metrics::Counter; 6],
+    by_decision: [metrics::Counter; 3],
+}
+
+/// The gateway's first decision on a statement; a held statement's outcome is counted
+/// under `warden_review_outcomes_total` when a human (or the clock) settles it.
+#[derive(Clone, Copy)]
+enum FirstDecision {
+    Allowed = 0,
+    Denied = 1,
+    Held = 2,
+}
 
 impl StatementCounters {
     /// Registers (or finds) the counters.
     pub fn new() -> Self {
-        StatementCounters(
-            BY_RISK.map(|c| metrics::counter!("warden_pg_statements_total", "class" => c.as_str())),
-        )
+        StatementCounters {
+            by_class: BY_RISK
+                .map(|c| metrics::counter!("warden_pg_statements_total", "class" => c.as_str())),
+            by_decision: ["allowed", "denied", "held"]
+                .map(|d| metrics::counter!("warden_pg_statement_decisions_total", "decision" => d)),
+        }
     }
 
     fn count(&self, class: StatementClass) {
-        if let Some(c) = self.0.get(usize::from(class.risk())) {
+        if let Some(c) = self.by_class.get(usize::from(class.risk())) {
             c.increment(1);
         }
+    }
+
+    fn decided(&self, d: FirstDecision) {
+        self.by_decision[d as usize].increment(1);
     }
 }
 
@@ -1028,6 +1048,7 @@ fn inspect_client(
                 if let Some(message) = refusal {
                     let message = format!("Warden denied this statement: {message}");
                     metrics::counter!("warden_pg_statements_denied_total").increment(1);
+                    ctx.counters.decided(FirstDecision::Denied);
                     if let Some(r) = &ctx.recorder {
                         lock(r).denied(tag == b'P', sql, &analysis, &message);
                     }
@@ -1041,6 +1062,7 @@ fn inspect_client(
                     Err(why) => {
                         let message = format!("Warden denied this statement: {why}");
                         metrics::counter!("warden_pg_statements_denied_total").increment(1);
+                        ctx.counters.decided(FirstDecision::Denied);
                         metrics::counter!("warden_masking_denied_total").increment(1);
                         if let Some(r) = &ctx.recorder {
                             lock(r).denied(tag == b'P', sql, &analysis, &message);
@@ -1049,6 +1071,11 @@ fn inspect_client(
                     }
                 }
             }
+            ctx.counters.decided(if review.is_some() {
+                FirstDecision::Held
+            } else {
+                FirstDecision::Allowed
+            });
             if tag == b'Q' {
                 if let Some(held) = review {
                     return Ok(Verdict::Hold(Box::new(held)));
@@ -1168,6 +1195,7 @@ fn rate_limited(ctx: &SessionCtx, n: usize, what: impl FnOnce() -> String) -> Op
     let rate = ctx.guard.as_ref()?.rate.as_ref()?;
     let wait = rate.take(&ctx.identity.subject.0, n).err()?;
     metrics::counter!("warden_guardrail_rate_limited_total").increment(1);
+    ctx.counters.decided(FirstDecision::Denied);
     let message = format!(
         "Warden refused this statement: {} may run {} statements per minute on this connection (max_statements_per_minute); try again in {}s",
         ctx.identity.subject,
@@ -1281,6 +1309,7 @@ async fn hold_statement<R: AsyncRead + Unpin>(
     tokio::pin!(cancelled);
     cancelled.as_mut().enable();
     ctx.hold.begin();
+    let held_at = std::time::Instant::now();
     let waited = loop {
         tokio::select! {
             o = hold.outcome() => break Ok(o),
@@ -1305,6 +1334,15 @@ async fn hold_statement<R: AsyncRead + Unpin>(
         }
     };
     tracing::info!(session = %ctx.session_id, review = %id, outcome = ?outcome, "review ended");
+    let label = match &outcome {
+        Outcome::Approved { .. } => "approved",
+        Outcome::Rejected { .. } => "rejected",
+        Outcome::Expired => "expired",
+        Outcome::Withdrawn(_) => "withdrawn",
+    };
+    metrics::counter!("warden_review_outcomes_total", "outcome" => label).increment(1);
+    metrics::histogram!("warden_review_wait_seconds", "outcome" => label)
+        .record(held_at.elapsed().as_secs_f64());
     Ok(match outcome {
         Outcome::Approved {
             by,

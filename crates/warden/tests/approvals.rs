@@ -398,6 +398,21 @@ async fn psycopg_drop_table_is_held_then_approved_or_rejected_from_the_cli() {
         "{audit}"
     );
     cli_ok(&gw, &["audit", "verify"]);
+
+    // Metrics: decisions by kind, review outcomes and how long the client waited.
+    let (status, metrics) = http(gw.http, "GET", "/metrics", None).await.unwrap();
+    assert_eq!(status, 200);
+    for needle in [
+        r#"warden_pg_statement_decisions_total{decision="held"} 2"#,
+        r#"warden_review_outcomes_total{outcome="approved"} 1"#,
+        r#"warden_review_outcomes_total{outcome="rejected"} 1"#,
+        r#"warden_review_wait_seconds_count{outcome="approved"} 1"#,
+        "warden_pg_statement_decisions_total{decision=\"allowed\"}",
+        "warden_pg_client_connections",
+        "warden_pg_session_setup_seconds",
+    ] {
+        assert!(metrics.contains(needle), "{needle} not in\n{metrics}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

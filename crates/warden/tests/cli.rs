@@ -114,6 +114,69 @@ async fn up_prints_a_working_psql_line() {
     assert!(dir.path().join(".warden/warden.db").exists());
     let out = psql(&dsn, &["-c", "select current_user"]).unwrap();
     assert_eq!(out.trim(), "postgres");
+
+    // The quickstart masks columns named like personal data...
+    let table = format!("up_people_{}", std::process::id());
+    let out = psql(
+        &dsn,
+        &[
+            "-c",
+            &format!("create table {table} (name text, email text)"),
+            "-c",
+            &format!("insert into {table} values ('Ada', 'ada.lovelace@example.com')"),
+            "-c",
+            &format!("select name, email from {table}"),
+        ],
+    )
+    .unwrap();
+    assert!(out.contains("Ada|"), "{out}");
+    assert!(!out.contains("ada.lovelace"), "email not masked: {out}");
+
+    // ...holds a DROP until the operator whose token is in the console URL approves it.
+    let console = up
+        .output()
+        .lines()
+        .find_map(|l| l.split_once("console        : ").map(|(_, r)| r.to_owned()))
+        .unwrap_or_else(|| panic!("no console line: {}", up.output()));
+    let (url, rest) = console.split_once("/#token=").unwrap();
+    let operator = rest.split_whitespace().next().unwrap().to_owned();
+    let http: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let drop_sql = format!("drop table {table}");
+    let dropper = {
+        let dsn = dsn.clone();
+        std::thread::spawn(move || psql(&dsn, &["-c", &drop_sql]))
+    };
+    let mut id = None;
+    for _ in 0..100 {
+        let (status, body) = common::http(http, "GET", "/api/v1/reviews", Some(&operator))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let list = v.get("items").unwrap_or(&v);
+        if let Some(r) = list.as_array().and_then(|a| {
+            a.iter()
+                .find(|r| r["statement"].as_str().is_some_and(|s| s.contains(&table)))
+        }) {
+            id = r["id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = id.expect("the DROP is held for review");
+    assert!(!dropper.is_finished(), "the DROP waits for a decision");
+    let (status, body) = common::http(
+        http,
+        "POST",
+        &format!("/api/v1/reviews/{id}/approve"),
+        Some(&operator),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    dropper.join().unwrap().unwrap();
+    let err = psql(&dsn, &["-c", &format!("select 1 from {table}")]).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
