@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Warden approval round-trip benchmark: a held statement, approved through the API by an
-# automated approver the moment the hold is announced; prints median / p90 / p99 of the
-# round trip (hold notice -> first result row), of the approve call, and of the release
-# (approve call returned -> first row). See bench/approval_latency.py.
+# automated approver the moment it learns of it (from the live review stream, as the web
+# console does, then from the hold notice); prints median / p90 / p99 of the round trip
+# (statement sent -> first result row), of learning, of the approve call, and of the
+# release (approve call returned -> first row). See bench/approval_latency.py.
 #
 # Usage: bench/approval.sh      (ROUNDS=200)
 # Needs: initdb (PostgreSQL server binaries), python3 with psycopg 3, a release build (built
@@ -62,7 +63,10 @@ for _ in $(seq 1 100); do grep -q "PostgreSQL listener on" "$WORK/warden.log" &&
 AGENT=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-agent --groups agents --ttl 1h)
 DBA=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-dba --groups dba --ttl 1h)
 
-echo "== $ROUNDS approval round trips"
-WARDEN_DSN="host=127.0.0.1 port=$WARDEN_PORT dbname=bench user=agent password=$AGENT sslmode=disable" \
-WARDEN_API="http://127.0.0.1:$HTTP_PORT" WARDEN_APPROVER_TOKEN="$DBA" \
-  python3 bench/approval_latency.py
+for source in stream notice; do
+  echo "== $ROUNDS approval round trips, the approver learning from the $source"
+  SOURCE=$source \
+  WARDEN_DSN="host=127.0.0.1 port=$WARDEN_PORT dbname=bench user=agent password=$AGENT sslmode=disable" \
+  WARDEN_API="http://127.0.0.1:$HTTP_PORT" WARDEN_APPROVER_TOKEN="$DBA" \
+    python3 bench/approval_latency.py
+done

@@ -343,6 +343,8 @@ async fn psycopg_drop_table_is_held_then_approved_or_rejected_from_the_cli() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains(&format!("{} is approved", ids[0])), "{said}");
     let stdout = client.await.unwrap().unwrap();
     assert!(stdout.contains("OK dropped"), "{stdout}");
     assert!(!table_exists(&pg, "review_t").await);

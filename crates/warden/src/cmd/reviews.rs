@@ -231,12 +231,14 @@ async fn decide(
         base,
     )
     .await?;
-    match r.get("approvals_required") {
-        Some(req) => eprintln!(
-            "approval counted: {} of {req}",
-            r.get("approvals").cloned().unwrap_or_default()
+    // A counted vote answers {request, approvals, approvals_required}; a final decision
+    // answers the request itself (which also carries approvals_required).
+    match (r.get("approvals"), r.get("request")) {
+        (Some(n), Some(_)) => eprintln!(
+            "approval counted: {n} of {}",
+            r.get("approvals_required").cloned().unwrap_or_default()
         ),
-        None => eprintln!("{id} is {}", str_field(&r, "status")),
+        _ => eprintln!("{id} is {}", str_field(&r, "status")),
     }
     Ok(())
 }
