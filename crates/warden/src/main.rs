@@ -113,6 +113,12 @@ enum Command {
     /// Command tags and notices go to stderr; a statement held for review shows a
     /// spinner until an approver decides. Exits 1 with the SQLSTATE on an error.
     Exec(ExecArgs),
+    /// Serve MCP tools for AI agents on stdin/stdout, as you, through the running gateway.
+    ///
+    /// The token is --token, else $WARDEN_TOKEN, else your `warden login`. Every tool call
+    /// goes through the gateway's PostgreSQL listener or API, so its policy, masking,
+    /// approvals and recording apply. The gateway also serves MCP over HTTP at /mcp.
+    Mcp(McpArgs),
 }
 
 /// `warden login` options.
@@ -206,6 +212,24 @@ struct ExecArgs {
     token: Option<String>,
     #[command(flatten)]
     target: PgTarget,
+}
+
+#[derive(Args)]
+struct McpArgs {
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+    #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
+    gateway: Option<String>,
+    /// Bearer credential instead of the login cache.
+    #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// The gateway's PostgreSQL listener (HOST:PORT on loopback); default: what the
+    /// gateway's auth config says.
+    #[arg(long, value_name = "HOST:PORT")]
+    postgres: Option<String>,
+    /// The gateway's configuration file, to mark masked columns in `describe` (masking
+    /// applies either way).
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// How a CLI command reaches the gateway's API.
@@ -448,6 +472,7 @@ fn main() -> ExitCode {
             Command::Logout { gateway } => cmd::login::logout(gateway).await,
             Command::Connect(args) => cmd::connect::run(args).await,
             Command::Exec(args) => cmd::exec::run(args).await,
+            Command::Mcp(args) => cmd::mcp::run(args).await,
         }
     });
     match result {

@@ -21,9 +21,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Decoder;
 use warden_types::Secret;
 use warden_wire::{
-    scan_frame, Authentication, ErrorResponse, Frame, Message, PasswordMessage, Severity,
-    StartupCodec, StartupFrame, StartupMessage, DEFAULT_MAX_MESSAGE_LEN, ENCRYPTION_DECLINED,
-    SSL_REQUEST_CODE,
+    Authentication, ErrorResponse, Frame, Message, PasswordMessage, Severity, StartupCodec,
+    StartupFrame, StartupMessage, ENCRYPTION_DECLINED, SSL_REQUEST_CODE,
 };
 
 use super::auth::{self, LoginNeeded};
@@ -235,23 +234,7 @@ pub struct GatewaySession {
 }
 
 /// Reads one complete frame from `io`, with `buf` keeping what follows.
-pub async fn read_frame(
-    io: &mut (impl AsyncRead + Unpin + ?Sized),
-    buf: &mut BytesMut,
-) -> anyhow::Result<Frame> {
-    loop {
-        if let Some((_, len)) = scan_frame(buf, DEFAULT_MAX_MESSAGE_LEN)? {
-            return Ok(Frame::from_raw(
-                buf.split_to(len).freeze(),
-                DEFAULT_MAX_MESSAGE_LEN,
-            )?);
-        }
-        buf.reserve(8192);
-        if io.read_buf(buf).await? == 0 {
-            bail!("the gateway closed the connection");
-        }
-    }
-}
+pub use warden_mcp::pg::read_frame;
 
 /// Sends `startup` and answers the gateway's cleartext password request with `token`.
 pub async fn sign_in(

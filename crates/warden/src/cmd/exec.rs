@@ -17,6 +17,7 @@ use warden_wire::{
 use super::auth;
 use super::connect::{self, Dialer, LoginFailure, TokenSource};
 use crate::{ExecArgs, OutputFormat};
+use warden_mcp::pg::typed;
 
 /// The gateway's notice when it holds a statement for review (crates/warden-pg proxy.rs).
 const HELD_PREFIX: &str = "Warden is holding this statement for review";
@@ -240,26 +241,6 @@ fn json(set: &ResultSet) -> Value {
             })
             .collect(),
     )
-}
-
-fn typed(oid: u32, v: Option<&str>) -> Value {
-    let Some(v) = v else { return Value::Null };
-    let parsed = match oid {
-        16 => match v {
-            "t" => Some(Value::Bool(true)),
-            "f" => Some(Value::Bool(false)),
-            _ => None,
-        },
-        20 | 21 | 23 | 26 => v.parse::<i64>().ok().map(Value::from),
-        700 | 701 => v
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number),
-        114 | 3802 => serde_json::from_str(v).ok(),
-        _ => None,
-    };
-    parsed.unwrap_or_else(|| Value::String(v.to_owned()))
 }
 
 /// RFC 4180 CSV: a header line, then rows; NULL is an empty field.

@@ -148,7 +148,8 @@ impl Gateway {
             }),
             pg_addr,
         );
-        let router = warden_api::router(self.metrics.clone(), Some(api));
+        let router = warden_api::router(self.metrics.clone(), Some(api))
+            .merge(self.mcp_router(pg_addr, http_addr)?);
         // Statement reviews of a previous run died with its connections.
         match self.runtime.hub.recover().await {
             Ok(n) if n > 0 => tracing::warn!(
@@ -217,6 +218,77 @@ impl Gateway {
             tracing::warn!("some session roles were not dropped at shutdown; the sweeper will");
         }
         res
+    }
+}
+
+impl Gateway {
+    /// `/mcp` (streamable HTTP) and its protected-resource metadata. The MCP tools reach
+    /// this gateway's own listeners on loopback, so every control applies; each tool call
+    /// is also appended to the audit chain.
+    fn mcp_router(
+        &self,
+        pg: std::net::SocketAddr,
+        http: std::net::SocketAddr,
+    ) -> anyhow::Result<axum::Router> {
+        let local = |mut a: std::net::SocketAddr| {
+            if a.ip().is_unspecified() {
+                a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            a
+        };
+        let mut settings = warden_mcp::Settings::new(local(pg), format!("http://{}", local(http)))
+            .with_config_masking(&self.config)?;
+        let store = self.store.clone();
+        settings.recorder = Some(Arc::new(move |ev: warden_mcp::ToolEvent| {
+            let store = store.clone();
+            Box::pin(async move {
+                if let Err(e) = store.record_auth(&mcp_audit_event(&ev)).await {
+                    tracing::error!(error = %e, "could not write the MCP tool call to the audit");
+                }
+            })
+        }));
+        let issuers = self
+            .config
+            .identity
+            .oidc
+            .iter()
+            .map(|o| o.issuer.clone())
+            .collect();
+        Ok(warden_mcp::http::router(
+            warden_mcp::Shared::new(settings)?,
+            self.runtime.auth.clone(),
+            issuers,
+            http,
+        ))
+    }
+}
+
+/// An MCP tool call as an audit row: `client_addr` is `mcp`, the reason names the tool,
+/// its arguments (SQL that may hold a secret already redacted; tokens are never
+/// arguments), the agent's actor when the token names one, and the decision.
+fn mcp_audit_event(ev: &warden_mcp::ToolEvent) -> warden_store::AuthEvent {
+    let id = ev.identity.as_ref();
+    let actor = id
+        .and_then(|i| i.actor.as_deref())
+        .map(|a| format!(" actor={a}"))
+        .unwrap_or_default();
+    warden_store::AuthEvent {
+        at: 0,
+        subject: id.map(|i| i.subject.0.clone()),
+        issuer: id.map(|i| i.issuer.clone()),
+        credential_kind: id.map(|i| i.kind.as_str().to_owned()),
+        connection: ev.connection.clone(),
+        client_addr: "mcp".into(),
+        result: if ev.allowed {
+            warden_store::AuthResult::Allowed
+        } else {
+            warden_store::AuthResult::Denied
+        },
+        reason: format!(
+            "mcp tool {} {}{actor}: {}",
+            ev.tool, ev.arguments, ev.decision
+        ),
+        session_id: None,
     }
 }
 

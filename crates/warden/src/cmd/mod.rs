@@ -6,6 +6,7 @@ pub mod connect;
 pub mod exec;
 pub mod gateway;
 pub mod login;
+pub mod mcp;
 pub mod reviews;
 pub mod sessions;
 pub mod tokens;
