@@ -1,6 +1,10 @@
 """Drives Warden's MCP server with the Python `mcp` client (the version CrewAI 1.15 uses).
 
-Usage: mcp_warden.py stdio|http
+Usage: mcp_warden.py stdio|http|limits
+
+`limits` (over HTTP): request_access to WARDEN_RESTRICTED, which the token may not use yet,
+then a query there once `warden access`'s approval is in; and the per-identity cap on held
+statements (8 held, the 9th refused, also from a second session).
 
 Environment: WARDEN_TOKEN, WARDEN_GATEWAY (http://127.0.0.1:PORT), WARDEN_BIN (the warden
 binary), WARDEN_CONFIG (the gateway's config, for `warden reviews approve`),
@@ -71,9 +75,10 @@ def transport(mode, token):
     if mode == "stdio":
         env = dict(os.environ)
         env["WARDEN_TOKEN"] = token
-        env["RUST_LOG"] = "warn"
+        # The default log level is checked: `warden mcp` must keep the terminal quiet.
+        env.pop("RUST_LOG", None)
         params = StdioServerParameters(
-            command=BIN, args=["mcp", "--gateway", GATEWAY, "--config", CONFIG], env=env
+            command=BIN, args=["mcp", "--gateway", GATEWAY], env=env
         )
         return stdio_client(params)
     return streamablehttp_client(
@@ -174,6 +179,9 @@ async def session_steps(mode):
             emit("approve", *decide("approve", review, "mcp test"))
             r, data = await wait_decided(session, review)
             emit("review_status_decided", bool(r.isError), data)
+            if mode == "stdio":
+                # The review lives in the gateway: another session, over HTTP, sees it.
+                await other_session_review_status(review)
             await call(
                 session, "query_by_review_id", "query", {"review_id": review}
             )
@@ -191,6 +199,15 @@ async def session_steps(mode):
             emit("review_status_rejected", bool(r.isError), data)
 
 
+async def other_session_review_status(review):
+    async with transport("http", TOKEN) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            await call(
+                session, "http_review_status", "review_status", {"review_id": review}
+            )
+
+
 async def bad_token(mode):
     try:
         async with transport(mode, "not-a-valid-token") as streams:
@@ -206,8 +223,91 @@ async def bad_token(mode):
         emit("bad_token", True, {"exception": text[:500]})
 
 
+async def limits_steps():
+    restricted = os.environ["WARDEN_RESTRICTED"]
+    async with transport("http", TOKEN) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            await call(
+                session,
+                "restricted_before",
+                "query",
+                {"connection": restricted, "sql": "SELECT 7 AS n"},
+            )
+            await call(
+                session,
+                "request_access_no_requests",
+                "request_access",
+                {"connection": CONN, "duration": "30m", "reason": "not needed"},
+            )
+            await call(
+                session,
+                "request_access_bad_duration",
+                "request_access",
+                {"connection": restricted, "duration": "forever", "reason": "x"},
+            )
+            await call(
+                session,
+                "request_access_missing_reason",
+                "request_access",
+                {"connection": restricted, "duration": "30m"},
+            )
+            r = await call(
+                session,
+                "request_access",
+                "request_access",
+                {"connection": restricted, "duration": "30m", "reason": "incident 42"},
+            )
+            request = structured(r).get("request_id")
+            emit("approve_access", *decide("approve", request, "ok for the incident"))
+            await call(
+                session,
+                "restricted_after",
+                "query",
+                {"connection": restricted, "sql": "SELECT 7 AS n"},
+            )
+            await call(session, "list_after", "list_connections", {})
+
+            held = []
+            for i in range(8):
+                r = await call(
+                    session,
+                    f"held_{i}",
+                    "query",
+                    {"connection": CONN, "sql": "DELETE FROM scratch"},
+                )
+                held.append(structured(r).get("review_id"))
+            await call(
+                session,
+                "held_9th",
+                "query",
+                {"connection": CONN, "sql": "DELETE FROM scratch"},
+            )
+    # The cap is per identity, not per session.
+    async with transport("http", TOKEN) as streams:
+        async with ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            await call(
+                session,
+                "held_9th_other_session",
+                "query",
+                {"connection": CONN, "sql": "TRUNCATE scratch"},
+            )
+            # Reads still run while the cap is reached.
+            await call(
+                session,
+                "read_at_cap",
+                "query",
+                {"connection": CONN, "sql": "SELECT count(*) AS n FROM scratch"},
+            )
+
+
 async def main():
     mode = sys.argv[1]
+    if mode == "limits":
+        await limits_steps()
+        print("DONE", flush=True)
+        return
     await session_steps(mode)
     await asyncio.wait_for(bad_token(mode), 30)
     print("DONE", flush=True)

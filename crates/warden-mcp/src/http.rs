@@ -47,12 +47,13 @@ pub fn router(
         config.allowed_hosts.push(listen.ip().to_string());
     }
     let service = StreamableHttpService::new(
-        move || Ok(WardenMcp::new(shared.clone(), None)),
+        move || Ok(WardenMcp::new(shared.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
     let mcp = Router::new()
         .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(session_closed))
         .layer(axum::middleware::from_fn_with_state(gate.clone(), verify));
     Router::new()
         .route(METADATA_PATH, get(metadata))
@@ -103,14 +104,22 @@ async fn verify(State(gate): State<Gate>, mut req: Request, next: Next) -> Respo
     };
     match gate.auth.authenticate(token.expose()).await {
         Ok(identity) => {
-            req.extensions_mut().insert(Caller {
-                token,
-                identity: Some(identity),
-            });
+            req.extensions_mut().insert(Caller { token, identity });
             next.run(req).await
         }
         Err(e) => unauthorized(req.headers(), &e.reason()),
     }
+}
+
+/// rmcp answers a session's DELETE with 202; clients (the Python `mcp` SDK) expect 200 or
+/// 204 and log a failure on every close otherwise. The session is closed either way.
+async fn session_closed(req: Request, next: Next) -> Response {
+    let delete = req.method() == http::Method::DELETE;
+    let resp = next.run(req).await;
+    if delete && resp.status() == StatusCode::ACCEPTED {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    resp
 }
 
 fn unauthorized(headers: &HeaderMap, detail: &str) -> Response {

@@ -9,13 +9,15 @@
 //! `pending_review` result; its connection waits in a background task (bounded per caller,
 //! dropped at the review timeout) and the outcome is kept for `review_status`.
 //!
-//! Transports: stdio ([`serve_stdio`], `warden mcp`) and streamable HTTP ([`http`], `/mcp`
-//! on the gateway, bearer token on every request).
+//! Transports: streamable HTTP ([`http`], `/mcp` on the gateway, bearer token on every
+//! request), where the tools run; and stdio ([`serve_stdio`], `warden mcp`), a relay to the
+//! gateway's `/mcp` (see [`relay`]), so tool calls from either are audited alike.
 
 #![forbid(unsafe_code)]
 
 pub mod http;
 pub mod pg;
+pub mod relay;
 mod tools;
 
 use std::collections::HashMap;
@@ -27,6 +29,7 @@ use futures_lite::BoxFuture;
 use warden_pg::mask::rules::MaskRules;
 use warden_types::{Identity, Secret};
 
+pub use relay::{serve_stdio, TokenProvider};
 pub use tools::WardenMcp;
 
 /// `futures::future::BoxFuture` without the dependency.
@@ -35,25 +38,21 @@ mod futures_lite {
     pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 }
 
-/// Who is calling: the bearer token to present to the gateway and, when verified in this
-/// process, the identity behind it.
+/// Who is calling: the bearer token to present to the gateway and the identity behind it,
+/// verified by `/mcp` before any tool runs.
 #[derive(Clone)]
 pub struct Caller {
     /// The caller's token (never logged, never returned).
     pub token: Secret,
-    /// The verified identity (HTTP transport); `None` on stdio, where the gateway verifies
-    /// the token on every call.
-    pub identity: Option<Identity>,
+    /// The verified identity.
+    pub identity: Identity,
 }
 
 impl Caller {
-    /// Key for per-caller state (held reviews): the subject when known, else this
-    /// process's single stdio user.
+    /// Key for per-caller state (held reviews): the same for every session of the caller,
+    /// whichever transport it came in on.
     fn key(&self) -> String {
-        match &self.identity {
-            Some(i) => format!("{}\u{0}{}", i.issuer, i.subject.0),
-            None => "stdio".to_owned(),
-        }
+        format!("{}\u{0}{}", self.identity.issuer, self.identity.subject.0)
     }
 }
 
@@ -168,27 +167,28 @@ impl Shared {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Held statements still pending for `owner`.
-    fn pending_for(&self, owner: &str) -> usize {
-        self.held()
-            .values()
-            .filter(|e| e.owner == owner && matches!(e.state, HeldState::Pending))
-            .count()
-    }
-
-    /// Keeps `rest` waiting for the decision in the background.
+    /// Keeps `rest` waiting for the decision in the background, unless `owner` already has
+    /// [`Settings::max_held`] statements pending: then `rest` is dropped (which withdraws
+    /// the review) and the answer is `false`.
     fn keep_held(
         self: &Arc<Self>,
         owner: String,
         connection: String,
         review_id: String,
         rest: pg::Held,
-    ) {
+    ) -> bool {
         {
             let mut held = self.held();
             held.retain(|_, e| {
                 matches!(e.state, HeldState::Pending) || e.since.elapsed() < KEEP_DECIDED
             });
+            let pending = held
+                .values()
+                .filter(|e| e.owner == owner && matches!(e.state, HeldState::Pending))
+                .count();
+            if pending >= self.settings.max_held {
+                return false;
+            }
             held.insert(
                 review_id.clone(),
                 HeldEntry {
@@ -226,20 +226,6 @@ impl Shared {
                 e.since = Instant::now();
             }
         });
+        true
     }
-}
-
-/// Gives the stdio caller's current token (refreshing a cached login as needed).
-pub type TokenProvider = Arc<dyn Fn() -> BoxFuture<Result<Secret, String>> + Send + Sync>;
-
-/// Serves MCP on stdin/stdout for one caller until the client closes the stream.
-pub async fn serve_stdio(shared: Arc<Shared>, tokens: TokenProvider) -> anyhow::Result<()> {
-    use rmcp::ServiceExt as _;
-    let server = WardenMcp::new(shared, Some(tokens));
-    let running = server
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| anyhow::anyhow!("MCP initialization failed: {e}"))?;
-    running.waiting().await?;
-    Ok(())
 }

@@ -16,34 +16,26 @@ use serde_json::{json, Map, Value};
 use warden_pg::mask::rules::MaskRules;
 
 use crate::pg::{self, Outcome, Started};
-use crate::{Caller, HeldState, Shared, TokenProvider, ToolEvent};
+use crate::{Caller, HeldState, Shared, ToolEvent};
 
 /// Default and largest `max_rows`.
 const DEFAULT_ROWS: usize = 100;
 const MAX_ROWS: usize = 1000;
 
-/// The MCP server for one session: the shared state plus, on stdio, the fixed caller.
+/// The MCP server for one session over the shared state; each request carries its caller,
+/// verified by the HTTP layer.
 #[derive(Clone)]
 pub struct WardenMcp {
     shared: Arc<Shared>,
-    tokens: Option<TokenProvider>,
 }
 
 impl WardenMcp {
-    /// A server over `shared`; `tokens` gives the stdio caller's token, `None` over HTTP
-    /// (each request then carries its verified caller).
-    pub fn new(shared: Arc<Shared>, tokens: Option<TokenProvider>) -> WardenMcp {
-        WardenMcp { shared, tokens }
+    /// A server over `shared`.
+    pub fn new(shared: Arc<Shared>) -> WardenMcp {
+        WardenMcp { shared }
     }
 
-    async fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, Answer> {
-        if let Some(t) = &self.tokens {
-            let token = t().await.map_err(|e| Answer::bad("unauthenticated", e))?;
-            return Ok(Caller {
-                token,
-                identity: None,
-            });
-        }
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, Answer> {
         ctx.extensions
             .get::<http::request::Parts>()
             .and_then(|p| p.extensions.get::<Caller>())
@@ -418,15 +410,6 @@ impl WardenMcp {
             }
         }
         let owner = caller.key();
-        if self.shared.pending_for(&owner) >= self.shared.settings.max_held {
-            return Err(Answer::bad(
-                "too_many_pending",
-                format!(
-                    "you already have {} statements waiting for review; wait for them (review_status) first",
-                    self.shared.settings.max_held
-                ),
-            ));
-        }
         let login = pg::Login {
             addr: self.shared.settings.postgres,
             connection: &connection,
@@ -445,8 +428,20 @@ impl WardenMcp {
                 message,
                 rest,
             }) => {
-                self.shared
-                    .keep_held(owner, connection, review_id.clone(), rest);
+                // Over the cap, dropping the held connection withdraws the review at the
+                // gateway: nothing waits that nobody tracks. Reads still run.
+                if !self
+                    .shared
+                    .keep_held(owner, connection, review_id.clone(), rest)
+                {
+                    return Err(Answer::bad(
+                        "too_many_pending",
+                        format!(
+                            "Warden wanted review {review_id} for this statement, but you already have {} statements waiting for review; it was withdrawn and did not run. Wait for them (review_status) first",
+                            self.shared.settings.max_held
+                        ),
+                    ));
+                }
                 Ok(Answer {
                     decision: format!("pending_review {review_id}"),
                     value: json!({
@@ -565,8 +560,7 @@ async fn api_json(resp: reqwest::Response) -> Result<Value, Answer> {
     })
 }
 
-/// The names of the masking rules that apply to `schema.table.column` for this caller
-/// (all of them when the caller's groups are unknown, as on stdio).
+/// The names of the masking rules that apply to `schema.table.column` for this caller.
 fn masked_by(
     rules: &MaskRules,
     caller: &Caller,
@@ -574,17 +568,13 @@ fn masked_by(
     table: &str,
     column: &str,
 ) -> Vec<String> {
-    let active = caller.identity.as_ref().map(|i| rules.active_for(i));
+    let active = rules.active_for(&caller.identity);
     let mut hits = rules.column_taint(schema, table, column);
     hits.extend(rules.scan_scope(schema, table, column));
     hits.sort_unstable();
     hits.dedup();
     hits.into_iter()
-        .filter(|&i| {
-            active
-                .as_ref()
-                .is_none_or(|a| a.get(i as usize).copied().unwrap_or(true))
-        })
+        .filter(|&i| active.get(i as usize).copied().unwrap_or(true))
         .filter_map(|i| rules.rules.get(i as usize).map(|r| r.name.clone()))
         .collect()
 }
@@ -634,8 +624,11 @@ impl ServerHandler for WardenMcp {
     ) -> Result<CallToolResponse, McpError> {
         let args = Value::Object(request.arguments.clone().unwrap_or_default());
         let tool = request.name.to_string();
-        let (ans, identity) = match self.caller(&ctx).await {
-            Ok(caller) => (self.dispatch(&tool, &args, &caller).await, caller.identity),
+        let (ans, identity) = match self.caller(&ctx) {
+            Ok(caller) => (
+                self.dispatch(&tool, &args, &caller).await,
+                Some(caller.identity),
+            ),
             Err(a) => (a, None),
         };
         if let Some(rec) = &self.shared.settings.recorder {

@@ -115,9 +115,9 @@ enum Command {
     Exec(ExecArgs),
     /// Serve MCP tools for AI agents on stdin/stdout, as you, through the running gateway.
     ///
-    /// The token is --token, else $WARDEN_TOKEN, else your `warden login`. Every tool call
-    /// goes through the gateway's PostgreSQL listener or API, so its policy, masking,
-    /// approvals and recording apply. The gateway also serves MCP over HTTP at /mcp.
+    /// The token is --token, else $WARDEN_TOKEN, else your `warden login`. This is a relay
+    /// to the gateway's MCP endpoint (/mcp, streamable HTTP): the tools run in the gateway,
+    /// so its policy, masking, approvals, recording and audit apply to every call.
     Mcp(McpArgs),
 }
 
@@ -216,20 +216,19 @@ struct ExecArgs {
 
 #[derive(Args)]
 struct McpArgs {
-    /// Gateway API URL [env: WARDEN_GATEWAY] [default: http://127.0.0.1:8080].
+    /// Gateway API URL [env: WARDEN_GATEWAY] [default: the running gateway's, from the data
+    /// directory].
     #[arg(long, value_name = "URL", env = "WARDEN_GATEWAY", hide_env = true)]
     gateway: Option<String>,
     /// Bearer credential instead of the login cache.
     #[arg(long, env = "WARDEN_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// The gateway's PostgreSQL listener (HOST:PORT on loopback); default: what the
-    /// gateway's auth config says.
-    #[arg(long, value_name = "HOST:PORT")]
-    postgres: Option<String>,
-    /// The gateway's configuration file, to mark masked columns in `describe` (masking
-    /// applies either way).
+    /// Configuration file, to find the data directory (and the running gateway's address).
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Data directory (overrides the configuration) [default: ./.warden].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
 }
 
 /// How a CLI command reaches the gateway's API.

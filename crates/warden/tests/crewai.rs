@@ -10,13 +10,10 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use common::{psql, Gateway};
-
-/// The local PostgreSQL (trust authentication), as in CI.
-const LOCAL_PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable";
+use common::{psql, Database, Gateway};
 
 const SCHEMA: &str = r#"
 CREATE TABLE customers (id int PRIMARY KEY, name text, email text, ssn text);
@@ -27,36 +24,6 @@ CREATE TABLE payroll (id int, salary int);
 INSERT INTO payroll VALUES (1, 98000);
 CREATE TABLE scratch (id int);
 "#;
-
-/// A throw-away database on the local PostgreSQL, dropped (with its sessions) on drop.
-struct Database(String);
-
-impl Database {
-    fn create(prefix: &str) -> Result<Database> {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let name = format!("{prefix}_{}_{nanos}", std::process::id());
-        psql(LOCAL_PG, &["-c", &format!("CREATE DATABASE {name}")])?;
-        let db = Database(name);
-        psql(&db.dsn(), &["-c", SCHEMA])?;
-        Ok(db)
-    }
-
-    fn dsn(&self) -> String {
-        LOCAL_PG.replace("dbname=postgres", &format!("dbname={}", self.0))
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = psql(
-            LOCAL_PG,
-            &[
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
-            ],
-        );
-    }
-}
 
 /// A gateway with `crm` (masked email and ssn, payroll refused, destructive statements held
 /// for a DBA) on `db`, and `hr`, which the agent's group may not use.
@@ -92,7 +59,7 @@ target = "postgres://127.0.0.1:5432/{db}"
 allow_groups = ["hr"]
 username = "postgres"
 "#,
-        db = db.0
+        db = db.name()
     );
     Gateway::start(&config, &[]).await
 }
@@ -153,7 +120,7 @@ fn assert_steps(stdout: &str, steps: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crewai_psycopg_tool_gets_masked_rows_with_the_agents_token() {
-    let db = Database::create("crewai_pg").expect("database");
+    let db = Database::create("crewai_pg", SCHEMA).expect("database");
     let gw = start(&db).await.expect("gateway");
     let token = gw.issue_token("crew-analyst", "agents", "1h").unwrap();
 
@@ -176,7 +143,7 @@ async fn crewai_psycopg_tool_gets_masked_rows_with_the_agents_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crewai_mcp_tools_call_through_warden_over_stdio_and_http() {
-    let db = Database::create("crewai_mcp").expect("database");
+    let db = Database::create("crewai_mcp", SCHEMA).expect("database");
     let gw = start(&db).await.expect("gateway");
     let token = gw.issue_token("crew-analyst", "agents", "1h").unwrap();
 
@@ -256,7 +223,7 @@ async fn crewai_mcp_tools_call_through_warden_over_stdio_and_http() {
 /// crew, lists its tools, calls one and stops before the model.
 #[tokio::test(flavor = "multi_thread")]
 async fn crewai_example_dry_run_stops_before_the_model() {
-    let db = Database::create("crewai_dry").expect("database");
+    let db = Database::create("crewai_dry", SCHEMA).expect("database");
     let gw = start(&db).await.expect("gateway");
     let token = gw.issue_token("crew-analyst", "agents", "1h").unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");

@@ -416,3 +416,45 @@ pub fn extended(sql: &str, params: &[&str]) -> Vec<u8> {
     ]
     .concat()
 }
+
+/// The local PostgreSQL (trust authentication), as in CI.
+pub const LOCAL_PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres sslmode=disable";
+
+/// A throw-away database on the local PostgreSQL, dropped (with its sessions) on drop.
+pub struct Database(String);
+
+impl Database {
+    /// Creates `{prefix}_{pid}_{nanos}` and runs `schema` in it.
+    pub fn create(prefix: &str, schema: &str) -> Result<Database> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_nanos();
+        let name = format!("{prefix}_{}_{nanos}", std::process::id());
+        psql(LOCAL_PG, &["-c", &format!("CREATE DATABASE {name}")])?;
+        let db = Database(name);
+        psql(&db.dsn(), &["-c", schema])?;
+        Ok(db)
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// A libpq DSN for it, as the superuser.
+    pub fn dsn(&self) -> String {
+        LOCAL_PG.replace("dbname=postgres", &format!("dbname={}", self.0))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = psql(
+            LOCAL_PG,
+            &[
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
+            ],
+        );
+    }
+}
