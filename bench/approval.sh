@@ -10,33 +10,11 @@
 # here). Everything listens on 127.0.0.1 only and is torn down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 export ROUNDS=${ROUNDS:-200}
 python3 -c 'import psycopg' 2>/dev/null || { echo "missing psycopg 3 (python3 -m pip install 'psycopg[binary]')"; exit 1; }
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-[ -x "$PGBIN/initdb" ] || { echo "missing PostgreSQL server binaries (apt-get install postgresql)"; exit 1; }
-cargo build --release -q -p warden
-WARDEN=$ROOT/target/release/warden
+. bench/lib.sh
+bench_prepare approval
 
-WORK=$(mktemp -d /tmp/warden-approval-bench.XXXXXX)
-chmod 755 "$WORK"
-RUNAS=()
-if [ "$(id -u)" = 0 ]; then RUNAS=(runuser -u postgres --); chown postgres "$WORK"; fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PGPORT=$(free_port); WARDEN_PORT=$(free_port); HTTP_PORT=$(free_port)
-cleanup() {
-  [ -n "${WARDEN_PID:-}" ] && kill "$WARDEN_PID" 2>/dev/null && wait "$WARDEN_PID" 2>/dev/null || true
-  "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" stop -m immediate >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-echo "== private PostgreSQL on 127.0.0.1:$PGPORT"
-"${RUNAS[@]}" "$PGBIN/initdb" -D "$WORK/pg" -A trust -U postgres >/dev/null
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w start \
-  -o "-p $PGPORT -k $WORK -c listen_addresses=127.0.0.1" >/dev/null
-
-mkdir -p "$WORK/data"
 cat > "$WORK/warden.toml" <<CONF
 [gateway]
 data_dir = "$WORK/data"
@@ -56,10 +34,7 @@ approver_groups = ["dba"]
 timeout = "30s"
 CONF
 
-echo "== warden on 127.0.0.1:$WARDEN_PORT (HTTP $HTTP_PORT)"
-RUST_LOG=warn "$WARDEN" gateway --config "$WORK/warden.toml" > "$WORK/warden.log" 2>&1 &
-WARDEN_PID=$!
-for _ in $(seq 1 100); do grep -q "PostgreSQL listener on" "$WORK/warden.log" && break; sleep 0.1; done
+bench_start_warden
 AGENT=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-agent --groups agents --ttl 1h)
 DBA=$("$WARDEN" tokens issue --config "$WORK/warden.toml" --name bench-dba --groups dba --ttl 1h)
 
