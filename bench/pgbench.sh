@@ -114,7 +114,7 @@ dsn() {
   esac
 }
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$WARDEN_PID/stat"; }
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)
 
 pin_all() { # $1 = cpu list
@@ -136,15 +136,17 @@ echo -e "round\tcase\ttarget\ttps\tlatency_ms\twarden_cpu_us_per_tx" > "$RESULTS
 run_one() { # round case target
   local args=${ARGS[$2]} extra=() before after out tps lat cpu=""
   if [ "$2" = pinned1 ]; then pin_all 0; extra=(taskset -c 0); else pin_all 0-1; fi
-  [ "$3" = warden ] && before=$(cpu_ticks)
+  local pid=""
+  case $3 in warden) pid=$WARDEN_PID ;; norec) pid=$NOREC_PID ;; esac
+  [ -n "$pid" ] && before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2086
   out=$("${extra[@]}" pgbench $args -T "$SECS" -d "$(dsn "$3")" 2>&1) || { echo "$out" >&2; return 1; }
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
   lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
   local txs
   txs=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
-  if [ "$3" = warden ]; then
-    after=$(cpu_ticks)
+  if [ -n "$pid" ]; then
+    after=$(cpu_ticks "$pid")
     cpu=$(python3 -c "print(round(($after-$before)/$CLK_TCK/max($txs,1)*1e6,2))")
   fi
   echo -e "$1\t$2\t$3\t$tps\t$lat\t$cpu" >> "$RESULTS"
@@ -170,9 +172,9 @@ for r in rows:
     if r["case"] not in cases:
         cases.append(r["case"])
 print()
-print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'no-rec/direct':>14} {'recording cost':>15} {'warden cpu us/tx':>17} {'added latency us (bouncer, warden)':>36}")
+print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'no-rec/direct':>14} {'recording cost':>15} {'cpu us/tx (rec, no-rec)':>24} {'added latency us (bouncer, warden)':>36}")
 for c in cases:
-    rb, rw, rn, cost, cpu, lb, lw = [], [], [], [], [], [], []
+    rb, rw, rn, cost, cpu, cpun, lb, lw = [], [], [], [], [], [], [], []
     for (case, rnd), t in by.items():
         if case != c or len(t) < 4:
             continue
@@ -184,10 +186,13 @@ for c in cases:
         cost.append(1 - float(t["warden"]["tps"]) / float(t["norec"]["tps"]))
         if t["warden"]["warden_cpu_us_per_tx"]:
             cpu.append(float(t["warden"]["warden_cpu_us_per_tx"]))
+        if t["norec"]["warden_cpu_us_per_tx"]:
+            cpun.append(float(t["norec"]["warden_cpu_us_per_tx"]))
         ld = float(t["direct"]["latency_ms"])
         lb.append((float(t["pgbouncer"]["latency_ms"]) - ld) * 1000)
         lw.append((float(t["warden"]["latency_ms"]) - ld) * 1000)
     lat = f"{statistics.median(lb):.1f}, {statistics.median(lw):.1f}" if c == "pinned1" else ""
-    print(f"{c:<10} {statistics.median(rb):>17.2f} {statistics.median(rw):>14.2f} {statistics.median(rn):>14.2f} {statistics.median(cost)*100:>14.1f}% {statistics.median(cpu):>17.1f} {lat:>36}")
+    cpus = f"{statistics.median(cpu):.1f}, {statistics.median(cpun):.1f}"
+    print(f"{c:<10} {statistics.median(rb):>17.2f} {statistics.median(rw):>14.2f} {statistics.median(rn):>14.2f} {statistics.median(cost)*100:>14.1f}% {cpus:>24} {lat:>36}")
 print(f"\nraw results: {sys.argv[1]}")
 EOF

@@ -56,7 +56,7 @@ struct Prepared {
 
 struct Portal {
     stmt: Prepared,
-    params: Vec<Option<String>>,
+    params: Arc<[Option<String>]>,
 }
 
 /// A statement sent to the target and not yet finished.
@@ -127,7 +127,7 @@ impl Recorder {
     }
 
     /// A held Query that was approved (`sql` is already in recordable form).
-    pub fn held_query(&mut self, sql: &str, secret: bool, class: &str, reason: &str) {
+    pub fn held_query(&mut self, sql: &str, secret: bool, class: &'static str, reason: &str) {
         self.query_as(
             sql.to_owned(),
             secret,
@@ -141,8 +141,8 @@ impl Recorder {
         &mut self,
         text: String,
         secret: bool,
-        class: &str,
-        decision: &str,
+        class: &'static str,
+        decision: &'static str,
         reason: Option<String>,
     ) {
         let id = self.next_id;
@@ -150,8 +150,8 @@ impl Recorder {
         self.push(EventBody::Statement(Statement {
             id,
             protocol: "simple".into(),
-            sql: text,
-            params: Vec::new(),
+            sql: text.into(),
+            params: Arc::from([]),
             redacted: secret,
             class: class.into(),
             decision: decision.into(),
@@ -163,12 +163,12 @@ impl Recorder {
 
     /// A held statement that did not run (rejected, expired, withdrawn): its decision and
     /// the client's error.
-    pub fn refused(&mut self, held: &Held, decision: &str, code: &str, message: &str) {
+    pub fn refused(&mut self, held: &Held, decision: &'static str, code: &str, message: &str) {
         let stmt = Statement {
             id: 0,
             protocol: if held.extended { "extended" } else { "simple" }.into(),
-            sql: held.sql.clone(),
-            params: held.params.clone(),
+            sql: held.sql.as_str().into(),
+            params: held.params.as_slice().into(),
             redacted: held.secret,
             class: held.class.into(),
             decision: decision.into(),
@@ -184,8 +184,8 @@ impl Recorder {
         let stmt = Statement {
             id: 0,
             protocol: if extended { "extended" } else { "simple" }.into(),
-            sql: text,
-            params: Vec::new(),
+            sql: text.into(),
+            params: Arc::from([]),
             redacted: secret,
             class: analysis.riskiest().as_str().into(),
             decision: "denied".into(),
@@ -273,17 +273,17 @@ impl Recorder {
         self.execute_as(portal, "approved", Some(reason.to_owned()));
     }
 
-    fn execute_as(&mut self, portal: &str, decision: &str, reason: Option<String>) {
+    fn execute_as(&mut self, portal: &str, decision: &'static str, reason: Option<String>) {
         let id = self.next_id;
         self.next_id += 1;
         let (sql, params, class, secret) = match self.portals.get(portal) {
             Some(p) => (
-                p.stmt.sql.to_string(),
+                p.stmt.sql.clone(),
                 p.params.clone(),
                 p.stmt.class,
                 p.stmt.secret,
             ),
-            None => ("<unknown portal>".to_owned(), Vec::new(), "unknown", false),
+            None => ("<unknown portal>".into(), Arc::from([]), "unknown", false),
         };
         self.push(EventBody::Statement(Statement {
             id,
@@ -624,5 +624,78 @@ pub(crate) fn value_text(v: &[u8], binary: bool) -> String {
     match (binary, std::str::from_utf8(v)) {
         (false, Ok(s)) => s.to_owned(),
         _ => format!("\\x{}", hex::encode(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_wire::{CommandComplete, DataRow, FieldDescription, Message, RowDescription};
+
+    /// Micro-benchmark of recording one `pgbench -S -M prepared` transaction, as the proxy
+    /// drives it (Bind, Execute, Sync; RowDescription, DataRow, CommandComplete,
+    /// ReadyForQuery, flush). Run with
+    /// `cargo test -p warden-pg --release -- --ignored --nocapture bench_`.
+    #[test]
+    #[ignore = "micro-benchmark; run in release with --ignored --nocapture"]
+    fn bench_prepared_transaction() {
+        use std::time::Instant;
+        const N: usize = 200_000;
+        let dir = std::env::var("BENCH_DIR")
+            .unwrap_or_else(|_| std::env::temp_dir().display().to_string());
+        let dir = tempfile::tempdir_in(dir).unwrap();
+        let sql = "SELECT abalance FROM pgbench_accounts WHERE aid = $1;";
+        let analysis = warden_policy::statement::analyze_uncached(sql);
+        let mut parse = b"P0_1\0".to_vec();
+        parse.extend_from_slice(sql.as_bytes());
+        parse.extend_from_slice(&[0, 0, 1, 0, 0, 0, 23]);
+        let bind = Bind::new("", "P0_1", &[], &[Some(b"4242".as_slice())], &[])
+            .unwrap()
+            .encode();
+        let rd = RowDescription::new(vec![FieldDescription {
+            name: "abalance".into(),
+            table_oid: 16400,
+            column_attr: 3,
+            type_oid: 23,
+            type_len: 4,
+            type_modifier: -1,
+            format: 0,
+        }])
+        .unwrap()
+        .encode();
+        let row = DataRow::new([Some(b"0".as_slice())]).unwrap().encode();
+        let cc = CommandComplete::new("SELECT 1").encode();
+        let w = SessionWriter::create(dir.path(), "bench").unwrap();
+        let mut r = Recorder::new(
+            w,
+            RecordLimits {
+                max_rows: 100,
+                max_bytes: 65536,
+            },
+        );
+        r.parse("P0_1", sql, &analysis, &parse);
+        let one = |r: &mut Recorder| {
+            r.bind(&Frame::new(b'B', &bind[5..]));
+            r.execute("");
+            r.sync();
+            r.row_description(&Frame::new(b'T', &rd[5..]));
+            if r.wants_row(row.len()) {
+                r.data_row(&Frame::new(b'D', &row[5..]));
+            }
+            r.command_complete(&Frame::new(b'C', &cc[5..]));
+            r.ready();
+            r.flush_if_dirty().unwrap();
+        };
+        for _ in 0..10_000 {
+            one(&mut r);
+        }
+        let t = Instant::now();
+        for _ in 0..N {
+            one(&mut r);
+        }
+        let ns = t.elapsed().as_nanos() as f64 / N as f64;
+        let path = r.writer.as_ref().unwrap().path().to_owned();
+        let bytes = std::fs::metadata(path).unwrap().len() as f64 / (N + 10_000) as f64;
+        println!("recorded prepared transaction: {ns:.0} ns ({bytes:.0} bytes)");
     }
 }

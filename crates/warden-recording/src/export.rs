@@ -297,10 +297,10 @@ mod tests {
             unreachable!()
         };
         let r3 = &rows[3];
-        assert_eq!(r3[4], s3.sql);
+        assert_eq!(r3[4], &*s3.sql);
         assert_eq!(r3[8], s3.reason.clone().unwrap());
         let params: Vec<Option<String>> = serde_json::from_str(&r3[5]).unwrap();
-        assert_eq!(params, s3.params);
+        assert_eq!(params, &*s3.params);
     }
 
     #[test]

@@ -20,12 +20,14 @@
 //! raw bytes and never re-serialises.
 //!
 //! A line is committed once its newline is on disk: a last line without one (a gateway
-//! killed mid-write) is a *torn tail*, reported but not an error.
+//! killed mid-write) is a *torn tail*, reported but not an error. Zero bytes after the
+//! last line are the writer's preallocated space (a live session, or one whose gateway
+//! was killed before trimming it): readers stop there.
 //!
 //! # Modules
 //!
-//! * [`writer`]: [`SessionWriter`], used on the proxy's hot path (buffered, no fsync
-//!   until [`SessionWriter::finish`]).
+//! * [`writer`]: [`SessionWriter`], used on the proxy's hot path (buffered, copied into a
+//!   mapped window of the file at each flush, no fsync until [`SessionWriter::finish`]).
 //! * [`reader`]: [`read_file`] into a [`Recording`].
 //! * [`verify`]: [`verify_file`], naming edits, dropped, reordered and duplicated lines.
 //! * [`mod@export`]: JSON, NDJSON and CSV exports ([`export()`]).
@@ -33,7 +35,9 @@
 //! * [`purge`]: retention ([`purge_older_than`]).
 //! * [`chain`]: the generic hash chain used by the store's session-end chain and audit
 //!   table.
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: the writer's mapped file window (writer.rs, `mod mapped`) is the
+// one place that needs `unsafe`.
+#![deny(unsafe_code)]
 
 pub mod chain;
 pub mod event;

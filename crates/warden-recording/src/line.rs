@@ -114,6 +114,13 @@ pub(crate) fn read_line<R: BufRead>(r: &mut R, buf: &mut Vec<u8>) -> io::Result<
     if buf.len() > MAX_LINE_BYTES {
         return Ok(LineRead::TooLong);
     }
+    // Zeros after the last line are the writer's preallocated space (a live session, or
+    // one whose gateway was killed): not part of the recording.
+    let kept = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    buf.truncate(kept);
+    if buf.is_empty() {
+        return Ok(LineRead::Eof);
+    }
     Ok(LineRead::Torn)
 }
 
@@ -191,6 +198,27 @@ mod tests {
         assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Torn);
         assert_eq!(buf, b"thr");
         assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Eof);
+    }
+
+    #[test]
+    fn zero_tail_is_not_part_of_the_recording() {
+        let mut buf = Vec::new();
+        // Only zeros after the last line: the end.
+        let data = [&b"one\n"[..], &[0u8; 5000][..]].concat();
+        let mut r = io::BufReader::new(&data[..]);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Line);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Eof);
+        // A partial line then zeros: torn, without the zeros.
+        let data = [&b"one\ntw"[..], &[0u8; 100][..]].concat();
+        let mut r = io::BufReader::new(&data[..]);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Line);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Torn);
+        assert_eq!(buf, b"tw");
+        // Zeros inside a committed line are the line's (and damage for the parser).
+        let data = b"o\0e\n";
+        let mut r = io::BufReader::new(&data[..]);
+        assert_eq!(read_line(&mut r, &mut buf).unwrap(), LineRead::Line);
+        assert_eq!(buf, b"o\0e");
     }
 
     #[test]

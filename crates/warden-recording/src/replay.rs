@@ -398,7 +398,7 @@ mod tests {
         let mut events = sample_events();
         if let EventBody::Statement(s) = &mut events[1].body {
             s.sql = "SELECT 1 \x1b[2J\x1b]0;pwned\x07 \u{202e}txet".into();
-            s.params = vec![Some("\x1b[31mred".into())];
+            s.params = vec![Some("\x1b[31mred".into())].into();
         }
         if let EventBody::Result(r) = &mut events[2].body {
             r.rows[0][1] = Some("a\nb\x1bc\u{9b}".into());

@@ -1,15 +1,23 @@
 //! Writing a recording: [`SessionWriter`], one per session, on the proxy's hot path.
 //!
 //! [`SessionWriter::push`] serialises the event straight into an in-memory buffer and
-//! advances the hash chain; it never touches the file. [`SessionWriter::flush`] writes
-//! the buffer with one write (no fsync), typically at each ReadyForQuery.
-//! [`SessionWriter::finish`] appends the `SessionEnd`, flushes and fsyncs.
+//! advances the hash chain; it never touches the file. [`SessionWriter::flush`] moves the
+//! buffer into the file's page cache, typically at each ReadyForQuery, so a killed
+//! gateway loses nothing the client was told had finished. [`SessionWriter::finish`]
+//! appends the `SessionEnd`, trims the file and fsyncs.
+//!
+//! On Linux the file is preallocated in windows (`fallocate`) and written through a
+//! shared memory mapping: a flush is then a copy into the page cache, where a `write`
+//! per flush cost about twice as much on ext4 and was the largest single cost of
+//! recording (see `bench/pgbench.sh`). Until [`finish`](SessionWriter::finish) (or drop)
+//! trims it, the file ends in zeros, which readers take as the end of the recording.
+//! Where preallocation or mapping is not available the writer appends with `write`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::event::{Event, EventBody, Notice, SessionEnd};
+use crate::event::{EventBody, Notice, SessionEnd};
 use crate::line::{chain_hash, genesis, PREFIX_LEN};
 use crate::reader::path_for;
 
@@ -17,11 +25,17 @@ use crate::reader::path_for;
 const KEEP_CAPACITY: usize = 1024 * 1024;
 /// Initial buffer capacity.
 const INITIAL_CAPACITY: usize = 16 * 1024;
+/// The first preallocated window; each next one doubles, up to [`MAX_WINDOW`], so a
+/// short session reserves little disk and a long one remaps rarely.
+const FIRST_WINDOW: u64 = 64 * 1024;
+/// The largest window (a flush larger than this gets a window of its own size).
+const MAX_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// Appends one session's events to its `.wrec` file.
 ///
 /// Dropping a writer without [`finish`](Self::finish) flushes what is buffered (best
-/// effort, errors ignored) and leaves the recording without a `SessionEnd`.
+/// effort, errors ignored), trims the file and leaves the recording without a
+/// `SessionEnd`.
 #[derive(Debug)]
 pub struct SessionWriter {
     path: PathBuf,
@@ -31,6 +45,12 @@ pub struct SessionWriter {
     next_seq: u64,
     /// Hash of the last pushed line (the genesis before the first).
     head: [u8; 32],
+    /// Bytes of recording in the file (its size, less any preallocated tail).
+    len: u64,
+    /// The preallocated window being written, when mapped writing is in use.
+    window: Option<mapped::Window>,
+    /// Whether mapped writing is in use (false: plain appends).
+    mapped: bool,
 }
 
 impl SessionWriter {
@@ -40,6 +60,11 @@ impl SessionWriter {
     ///
     /// The first event pushed should be a `SessionStart`.
     pub fn create(dir: &Path, session_id: &str) -> io::Result<SessionWriter> {
+        Self::create_with(dir, session_id, mapped::SUPPORTED)
+    }
+
+    /// [`create`](Self::create), choosing whether to try mapped writing.
+    fn create_with(dir: &Path, session_id: &str, try_mapped: bool) -> io::Result<SessionWriter> {
         let path = path_for(dir, session_id)?;
         if let Some(parent) = path.parent() {
             let mut b = std::fs::DirBuilder::new();
@@ -52,20 +77,40 @@ impl SessionWriter {
             b.create(parent)?;
         }
         let mut o = OpenOptions::new();
-        o.append(true).create_new(true);
+        // Read access is what a shared writable mapping needs; nothing is read back.
+        o.read(true).write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             o.mode(0o600);
         }
         let file = o.open(&path)?;
-        Ok(SessionWriter {
+        let mut w = SessionWriter {
             path,
             file,
             buf: Vec::with_capacity(INITIAL_CAPACITY),
             next_seq: 0,
             head: genesis(session_id),
-        })
+            len: 0,
+            window: None,
+            mapped: false,
+        };
+        if try_mapped {
+            // A filesystem that cannot preallocate or map gets plain appends for the
+            // whole file (it never holds a preallocated tail).
+            match mapped::Window::new(&w.file, 0, FIRST_WINDOW) {
+                Ok(win) => {
+                    w.window = Some(win);
+                    w.mapped = true;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "recording without a mapped file");
+                    // fallocate may have grown the file before mmap failed.
+                    w.file.set_len(0)?;
+                }
+            }
+        }
+        Ok(w)
     }
 
     /// The recording's file.
@@ -76,22 +121,17 @@ impl SessionWriter {
     /// Appends an event to the buffer and returns its `seq`. No I/O.
     pub fn push(&mut self, at_us: i64, body: EventBody) -> u64 {
         let seq = self.next_seq;
-        let event = Event { seq, at_us, body };
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; PREFIX_LEN]);
-        if let Err(e) = serde_json::to_writer(&mut self.buf, &event) {
+        if let Err(e) = write_event(&mut self.buf, seq, at_us, &body) {
             // Not reachable for these types (string keys only), but a recording must
             // never lose its chain: record the failure instead of the event.
             self.buf.truncate(start + PREFIX_LEN);
-            let fallback = Event {
-                seq,
-                at_us,
-                body: EventBody::Notice(Notice {
-                    kind: "recording_error".into(),
-                    message: format!("event could not be serialised: {e}"),
-                }),
-            };
-            if serde_json::to_writer(&mut self.buf, &fallback).is_err() {
+            let fallback = EventBody::Notice(Notice {
+                kind: "recording_error".into(),
+                message: format!("event could not be serialised: {e}"),
+            });
+            if write_event(&mut self.buf, seq, at_us, &fallback).is_err() {
                 self.buf.truncate(start);
                 return seq;
             }
@@ -106,10 +146,44 @@ impl SessionWriter {
         seq
     }
 
-    /// Writes everything buffered (one `write_all`-style loop, no fsync). On error, the
-    /// bytes not yet written stay buffered and the next flush retries them, so a
-    /// partial write never duplicates or loses a byte.
+    /// Moves everything buffered into the file (no fsync). On error, the bytes not yet
+    /// written stay buffered and the next flush retries them, so a partial write never
+    /// duplicates or loses a byte.
     pub fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let result = if self.mapped {
+            self.flush_mapped()
+        } else {
+            self.flush_appending()
+        };
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::with_capacity(INITIAL_CAPACITY);
+        }
+        result
+    }
+
+    fn flush_mapped(&mut self) -> io::Result<()> {
+        let need = self.buf.len() as u64;
+        let room = self.window.as_ref().map_or(0, |w| w.room(self.len));
+        if room < need {
+            // The old window is unmapped first: its pages stay in the page cache.
+            let size = self.window.as_ref().map_or(FIRST_WINDOW, |w| w.len() * 2);
+            self.window = None;
+            let size = size.clamp(FIRST_WINDOW, MAX_WINDOW).max(need);
+            self.window = Some(mapped::Window::new(&self.file, self.len, size)?);
+        }
+        let Some(w) = self.window.as_mut() else {
+            return Err(io::Error::other("recording window missing"));
+        };
+        w.write_lines(self.len, &self.buf);
+        self.len += need;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn flush_appending(&mut self) -> io::Result<()> {
         let mut written = 0;
         let mut result = Ok(());
         while written < self.buf.len() {
@@ -129,15 +203,18 @@ impl SessionWriter {
                 }
             }
         }
-        if written == self.buf.len() {
-            self.buf.clear();
-            if self.buf.capacity() > KEEP_CAPACITY {
-                self.buf = Vec::with_capacity(INITIAL_CAPACITY);
-            }
-        } else {
-            self.buf.drain(..written);
-        }
+        self.len += written as u64;
+        self.buf.drain(..written);
         result
+    }
+
+    /// Unmaps the window and cuts the file to the recording's length.
+    fn trim(&mut self) -> io::Result<()> {
+        if self.mapped {
+            self.window = None;
+            self.file.set_len(self.len)?;
+        }
+        Ok(())
     }
 
     /// Bytes pushed but not yet written.
@@ -155,6 +232,7 @@ impl SessionWriter {
     pub fn finish(mut self, at_us: i64, end: SessionEnd) -> io::Result<String> {
         self.push(at_us, EventBody::SessionEnd(end));
         self.flush()?;
+        self.trim()?;
         self.file.sync_all()?;
         // Make the file's directory entry durable too (best effort: not every
         // filesystem can fsync a directory).
@@ -167,11 +245,155 @@ impl SessionWriter {
     }
 }
 
+/// Writes `{"seq":…,"at_us":…,"type":…,…}`: the fields an [`Event`] reads, in the order
+/// its `#[serde(flatten)]` would write them, without flatten's map serializer (the
+/// slowest part of serialising an event on the hot path).
+fn write_event(
+    buf: &mut Vec<u8>,
+    seq: u64,
+    at_us: i64,
+    body: &EventBody,
+) -> serde_json::Result<()> {
+    let start = buf.len();
+    let mut num = itoa::Buffer::new();
+    buf.extend_from_slice(b"{\"seq\":");
+    buf.extend_from_slice(num.format(seq).as_bytes());
+    buf.extend_from_slice(b",\"at_us\":");
+    buf.extend_from_slice(num.format(at_us).as_bytes());
+    let body_start = buf.len();
+    // An internally tagged body is an object that starts with its "type" field, so it
+    // is never `{}`: its opening brace becomes the comma after `at_us`.
+    serde_json::to_writer(&mut *buf, body)?;
+    if buf.get(body_start) != Some(&b'{') || buf.get(body_start + 1) == Some(&b'}') {
+        buf.truncate(start);
+        return Err(serde::ser::Error::custom(
+            "an event body is not a non-empty object",
+        ));
+    }
+    buf[body_start] = b',';
+    Ok(())
+}
+
 impl Drop for SessionWriter {
     fn drop(&mut self) {
         if !self.buf.is_empty() {
             let _ = self.flush();
         }
+        let _ = self.trim();
+    }
+}
+
+/// Cuts the zeros a killed gateway's writer left preallocated at the end of a recording
+/// (see the module docs), so the file holds only what was written. Returns the bytes
+/// removed. Only for recordings no writer has open.
+pub fn trim_preallocated(dir: &Path, session_id: &str) -> io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = path_for(dir, session_id)?;
+    let mut f = OpenOptions::new().read(true).write(true).open(path)?;
+    let size = f.metadata()?.len();
+    // Walk back over trailing zero bytes, a block at a time.
+    let mut end = size;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let n = block.len().min(end as usize);
+        f.seek(SeekFrom::Start(end - n as u64))?;
+        f.read_exact(&mut block[..n])?;
+        match block[..n].iter().rposition(|&b| b != 0) {
+            Some(i) => {
+                end = end - n as u64 + i as u64 + 1;
+                break;
+            }
+            None => end -= n as u64,
+        }
+    }
+    if end < size {
+        f.set_len(end)?;
+        f.sync_all()?;
+    }
+    Ok(size - end)
+}
+
+/// Writing through a shared mapping of a preallocated window of the file: the only
+/// `unsafe` in the crate.
+#[allow(unsafe_code)]
+mod mapped {
+    use std::fs::File;
+    use std::io;
+    use std::sync::atomic::{compiler_fence, Ordering};
+
+    /// Whether this platform can preallocate a file range (mapping then needs it).
+    pub(super) const SUPPORTED: bool = cfg!(target_os = "linux");
+
+    /// A preallocated, mapped range of the file.
+    #[derive(Debug)]
+    pub(super) struct Window {
+        map: memmap2::MmapMut,
+        /// File offset of `map[0]`.
+        base: u64,
+    }
+
+    impl Window {
+        /// Preallocates `[base, base + len)` (growing the file) and maps it.
+        ///
+        /// Preallocating first means a write into the mapping never needs a block the
+        /// filesystem cannot give (a full disk is this error, not a SIGBUS later).
+        pub(super) fn new(file: &File, base: u64, len: u64) -> io::Result<Window> {
+            allocate(file, base, len)?;
+            let map_len = usize::try_from(len).map_err(io::Error::other)?;
+            // SAFETY: the file is this writer's own: created here with create_new, mode
+            // 0600 in a 0700 directory, and neither read through the mapping nor
+            // truncated while the window is mapped (`trim` drops the window before
+            // `set_len`). Another process with the gateway's uid changing the file's
+            // size under the mapping could raise SIGBUS, as it could kill the gateway.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(base)
+                    .len(map_len)
+                    .map_mut(file)?
+            };
+            Ok(Window { map, base })
+        }
+
+        pub(super) fn len(&self) -> u64 {
+            self.map.len() as u64
+        }
+
+        /// Bytes left in the window after file offset `at`.
+        pub(super) fn room(&self, at: u64) -> u64 {
+            (self.base + self.len()).saturating_sub(at)
+        }
+
+        /// Copies whole lines to file offset `at` (the caller checked [`room`]).
+        ///
+        /// Each line's newline is stored only after the rest of the line, so a gateway
+        /// killed mid-copy leaves a line without a newline (a torn tail) and never a
+        /// newline-terminated line with holes in it.
+        pub(super) fn write_lines(&mut self, at: u64, lines: &[u8]) {
+            let base = (at - self.base) as usize;
+            let mut start = 0;
+            for nl in memchr::memchr_iter(b'\n', lines) {
+                self.map[base + start..base + nl].copy_from_slice(&lines[start..nl]);
+                compiler_fence(Ordering::Release);
+                self.map[base + nl] = b'\n';
+                start = nl + 1;
+            }
+            // Lines always end in a newline; anything after the last one goes as is.
+            self.map[base + start..base + lines.len()].copy_from_slice(&lines[start..]);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn allocate(file: &File, base: u64, len: u64) -> io::Result<()> {
+        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), base, len)
+            .map_err(io::Error::from)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn allocate(_: &File, _: u64, _: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "no preallocation on this platform",
+        ))
     }
 }
 
@@ -248,11 +470,17 @@ mod tests {
         );
         assert_eq!(w.push(2, EventBody::Statement(Statement::default())), 1);
         assert!(w.pending_bytes() > 0);
-        assert_eq!(std::fs::metadata(w.path()).unwrap().len(), 0);
+        // Nothing in the file yet (only preallocated zeros, when mapped).
+        assert!(!std::fs::read(w.path()).unwrap().iter().any(|&b| b != 0));
         let pending = w.pending_bytes() as u64;
         w.flush().unwrap();
         assert_eq!(w.pending_bytes(), 0);
-        assert_eq!(std::fs::metadata(w.path()).unwrap().len(), pending);
+        assert_eq!(w.len, pending);
+        let file = std::fs::read(w.path()).unwrap();
+        assert_eq!(
+            file.iter().rposition(|&b| b != 0),
+            Some(pending as usize - 1)
+        );
         assert_eq!(w.head().0, 2);
         // Flushing nothing is fine.
         w.flush().unwrap();
@@ -276,6 +504,139 @@ mod tests {
         assert!(!r.torn_tail);
     }
 
+    /// The live file, the trimmed file and the read-back events are the same whichever
+    /// way the bytes reach the file.
+    #[test]
+    fn mapped_and_appending_writers_write_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for (id, try_mapped) in [("m1", true), ("a1", false)] {
+            let mut w = SessionWriter::create_with(dir.path(), id, try_mapped).unwrap();
+            assert_eq!(w.mapped, try_mapped && mapped::SUPPORTED);
+            w.push(1, EventBody::SessionStart(SessionStart::default()));
+            // Enough to cross several windows, with a flush larger than MAX_WINDOW.
+            for i in 0..3000 {
+                w.push(
+                    i,
+                    EventBody::Statement(Statement {
+                        id: i as u64,
+                        sql: format!("SELECT {i}").repeat(10).into(),
+                        ..Default::default()
+                    }),
+                );
+                if i % 7 == 0 {
+                    w.flush().unwrap();
+                }
+            }
+            w.flush().unwrap();
+            let live = std::fs::read(w.path()).unwrap();
+            if w.mapped {
+                // Live, the file ends in preallocated zeros.
+                assert!(live.len() as u64 > w.len, "{} {}", live.len(), w.len);
+                assert!(live[w.len as usize..].iter().all(|&b| b == 0));
+            }
+            assert_eq!(read_file(w.path()).unwrap().events.len(), 3001);
+            w.push(
+                5,
+                EventBody::Statement(Statement {
+                    sql: "x".repeat(MAX_WINDOW as usize + 10).into(),
+                    ..Default::default()
+                }),
+            );
+            w.flush().unwrap();
+            let path = w.path().to_owned();
+            let r = read_file(&path).unwrap();
+            assert_eq!(r.events.len(), 3002);
+            assert!(!r.torn_tail);
+            w.finish(9, SessionEnd::default()).unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert_eq!(files[0].len(), files[1].len());
+        // Same events bar the session id in the genesis: the same bytes after each hash.
+        let strip = |f: &[u8]| -> Vec<Vec<u8>> {
+            f.split(|&b| b == b'\n')
+                .map(|l| l.get(65..).unwrap_or(&[]).to_vec())
+                .collect()
+        };
+        assert_eq!(strip(&files[0]), strip(&files[1]));
+        assert!(!files[0].contains(&0));
+    }
+
+    /// A killed gateway leaves the window's zeros: the recording reads to its last
+    /// flushed event, and trimming cuts exactly the zeros.
+    #[test]
+    fn killed_writer_leaves_a_readable_file_that_trims_to_its_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SessionWriter::create(dir.path(), SID).unwrap();
+        w.push(1, EventBody::SessionStart(SessionStart::default()));
+        w.push(2, EventBody::Statement(Statement::default()));
+        w.flush().unwrap();
+        let flushed = w.len;
+        // Buffered, not flushed: lost with the process.
+        w.push(3, EventBody::Statement(Statement::default()));
+        let path = w.path().to_owned();
+        // What SIGKILL does: no destructor runs.
+        std::mem::forget(w);
+        let r = read_file(&path).unwrap();
+        assert_eq!(r.events.len(), 2);
+        assert!(!r.torn_tail);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let cut = trim_preallocated(dir.path(), SID).unwrap();
+        assert_eq!(size - cut, flushed);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), flushed);
+        assert_eq!(trim_preallocated(dir.path(), SID).unwrap(), 0);
+        assert_eq!(read_file(&path).unwrap().events.len(), 2);
+        // A line cut mid-copy is a torn tail, zeros or not.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        bytes.extend_from_slice(&[0u8; 4096]);
+        std::fs::write(&path, &bytes).unwrap();
+        let r = read_file(&path).unwrap();
+        assert_eq!(r.events.len(), 1);
+        assert!(r.torn_tail);
+        assert!(trim_preallocated(dir.path(), "../x").is_err());
+    }
+
+    #[test]
+    fn drop_without_finish_trims() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SessionWriter::create(dir.path(), SID).unwrap();
+        w.push(1, EventBody::SessionStart(SessionStart::default()));
+        w.flush().unwrap();
+        w.push(2, EventBody::Statement(Statement::default()));
+        let path = w.path().to_owned();
+        drop(w);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!bytes.contains(&0));
+        assert_eq!(read_file(&path).unwrap().events.len(), 2);
+    }
+
+    /// The hot-path serialisation writes what `Event` reads, in a fixed field order.
+    #[test]
+    fn line_json_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SessionWriter::create(dir.path(), SID).unwrap();
+        w.push(
+            -7,
+            EventBody::Statement(Statement {
+                id: 3,
+                protocol: "extended".into(),
+                sql: "SELECT $1".into(),
+                params: vec![Some("4".to_owned()), None].into(),
+                class: "read".into(),
+                decision: "allowed".into(),
+                ..Default::default()
+            }),
+        );
+        let json = String::from_utf8(w.buf[PREFIX_LEN..w.buf.len() - 1].to_vec()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"seq":0,"at_us":-7,"type":"statement","id":3,"protocol":"extended","sql":"SELECT $1","params":["4",null],"class":"read","decision":"allowed"}"#
+        );
+        let e: crate::event::Event = serde_json::from_str(&json).unwrap();
+        assert_eq!((e.seq, e.at_us), (0, -7));
+    }
+
     #[test]
     fn big_buffer_is_given_back_after_flush() {
         let dir = tempfile::tempdir().unwrap();
@@ -283,7 +644,7 @@ mod tests {
         w.push(
             1,
             EventBody::Statement(Statement {
-                sql: "x".repeat(2 * KEEP_CAPACITY),
+                sql: "x".repeat(2 * KEEP_CAPACITY).into(),
                 ..Default::default()
             }),
         );
@@ -302,7 +663,7 @@ mod tests {
             id: 17,
             protocol: "simple".into(),
             sql: "SELECT id, name, email FROM users WHERE id = 42".into(),
-            params: vec![],
+            params: vec![].into(),
             redacted: false,
             class: "read".into(),
             decision: "allowed".into(),

@@ -297,11 +297,26 @@ async fn sigkill_leaves_an_incomplete_session_with_every_acknowledged_statement(
     } = gw;
     process.kill().await.unwrap();
     drop(process);
+    // The killed writer's file still ends in its preallocated (mapped) window.
+    let file = warden_recording::path_for(&dir.path().join("data/recordings"), &id).unwrap();
+    let zeros = |f: &std::path::Path| {
+        let b = std::fs::read(f).unwrap();
+        b.len() - b.iter().rposition(|&c| c != 0).map_or(0, |i| i + 1)
+    };
+    if cfg!(target_os = "linux") {
+        assert!(zeros(&file) > 0);
+    }
     let gw = Gateway::start_in(dir, &config(&pg), &[(PW_ENV, pg.superuser_password())])
         .await
         .expect("restart");
     let row = session_of(&gw, "rec-agent", "incomplete").await;
     assert_eq!(row["id"], id.as_str());
+    // The restart trims it to the events written (just after marking it incomplete).
+    let t = Instant::now();
+    while zeros(&file) > 0 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(zeros(&file), 0);
     let evs = events(&gw, &id);
     for i in 1..=3 {
         let sql = format!("select 'acknowledged-{i}'");

@@ -167,7 +167,17 @@ impl Gateway {
         // Sessions a killed predecessor left `live` are incomplete: say so, chained.
         match self.store.mark_live_incomplete().await {
             Ok(ids) if !ids.is_empty() => {
-                tracing::warn!(sessions = ?ids, "sessions of a gateway that stopped without ending them are marked incomplete")
+                tracing::warn!(sessions = ?ids, "sessions of a gateway that stopped without ending them are marked incomplete");
+                // Their recordings still end in the writer's preallocated zeros.
+                if let Some(dir) = &self.runtime.recordings {
+                    for id in &ids {
+                        if let Err(e) = warden_recording::writer::trim_preallocated(dir, id) {
+                            if e.kind() != std::io::ErrorKind::NotFound {
+                                tracing::warn!(session = %id, error = %e, "could not trim an incomplete recording");
+                            }
+                        }
+                    }
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "could not mark incomplete sessions"),
