@@ -1485,15 +1485,10 @@ fn inspect_target(tag: u8, body: &[u8], ctx: &SessionCtx) {
         b'Z' => r.ready(),
         b'I' => r.finished_without_tag("EMPTY"),
         b's' => r.finished_without_tag("SUSPENDED"),
-        _ => {
-            let frame = Frame::new(tag, body);
-            match tag {
-                b'T' => r.row_description(&frame),
-                b'D' => r.data_row(&frame),
-                b'C' => r.command_complete(&frame),
-                b'E' => r.error(&frame),
-                _ => {}
-            }
-        }
+        b'T' => r.row_description(body),
+        b'D' => r.data_row(body),
+        b'C' => r.command_complete(body),
+        b'E' => r.error(&Frame::new(tag, body)),
+        _ => {}
     }
 }

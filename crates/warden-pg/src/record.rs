@@ -20,8 +20,7 @@ use warden_recording::event::{
 };
 use warden_recording::writer::SessionWriter;
 use warden_wire::{
-    Bind, Close, CommandComplete, DataRow, ErrorResponse, Frame, Message, ObjectKind,
-    RowDescription,
+    Bind, Close, DataRow, ErrorResponse, Frame, Message, ObjectKind, RowDescription,
 };
 
 /// Per-statement caps on what is recorded of a result.
@@ -65,8 +64,8 @@ struct Pending {
     extended: bool,
     secret: bool,
     started: Instant,
-    columns: Vec<String>,
-    binary: Vec<bool>,
+    columns: Arc<[String]>,
+    binary: Arc<[bool]>,
     rows: Vec<Vec<Option<String>>>,
     bytes: usize,
     total_rows: u64,
@@ -91,6 +90,9 @@ pub struct Recorder {
     failed: bool,
     /// Values masked in the statement in progress, per rule.
     masked: std::collections::BTreeMap<String, u64>,
+    /// The last RowDescription body and what was read from it: a prepared statement
+    /// sends the same one on every execution.
+    last_description: (Vec<u8>, Arc<[String]>, Arc<[bool]>),
 }
 
 impl Recorder {
@@ -106,12 +108,17 @@ impl Recorder {
             dirty: false,
             failed: false,
             masked: Default::default(),
+            last_description: (Vec::new(), Arc::from([]), Arc::from([])),
         }
     }
 
     fn push(&mut self, body: EventBody) {
+        self.push_at(now_us(), body);
+    }
+
+    fn push_at(&mut self, at_us: i64, body: EventBody) {
         if let Some(w) = self.writer.as_mut() {
-            w.push(now_us(), body);
+            w.push(at_us, body);
         }
     }
 
@@ -259,8 +266,14 @@ impl Recorder {
                 })
             })
             .collect();
-        self.portals
-            .insert(b.portal().to_owned(), Portal { stmt, params });
+        let portal = Portal { stmt, params };
+        // The unnamed portal is rebound on every execution: no new key each time.
+        match self.portals.get_mut(b.portal()) {
+            Some(p) => *p = portal,
+            None => {
+                self.portals.insert(b.portal().to_owned(), portal);
+            }
+        }
     }
 
     /// A client Execute: the statement event for the portal's statement.
@@ -339,28 +352,38 @@ impl Recorder {
         }
     }
 
-    /// A target RowDescription.
-    pub fn row_description(&mut self, frame: &Frame) {
-        let Ok(rd) = RowDescription::from_frame(frame) else {
-            return;
-        };
+    /// A target RowDescription (its body).
+    pub fn row_description(&mut self, body: &[u8]) {
+        if self.last_description.0 != body {
+            let Ok(rd) = RowDescription::from_frame(&Frame::new(b'T', body)) else {
+                return;
+            };
+            self.last_description = (
+                body.to_vec(),
+                rd.fields().iter().map(|f| f.name.clone()).collect(),
+                rd.fields().iter().map(|f| f.format == 1).collect(),
+            );
+        }
+        let (columns, binary) = (
+            self.last_description.1.clone(),
+            self.last_description.2.clone(),
+        );
         if let Some(p) = self.head() {
-            p.columns = rd.fields().iter().map(|f| f.name.clone()).collect();
-            p.binary = rd.fields().iter().map(|f| f.format == 1).collect();
+            p.columns = columns;
+            p.binary = binary;
         }
     }
 
-    /// A target DataRow within the caps.
-    pub fn data_row(&mut self, frame: &Frame) {
-        let Ok(row) = DataRow::from_frame(frame) else {
+    /// A target DataRow within the caps (its body).
+    pub fn data_row(&mut self, body: &[u8]) {
+        let Ok(values) = DataRow::values_of(body) else {
             return;
         };
-        let len = frame.body().len();
+        let len = body.len();
         if let Some(p) = self.head() {
             p.total_rows += 1;
             p.bytes += len;
-            let values = row
-                .columns()
+            let values = values
                 .enumerate()
                 .map(|(i, v)| {
                     v.map(|v| {
@@ -392,7 +415,7 @@ impl Recorder {
         };
         let id = p.id;
         let rows = std::mem::take(&mut p.rows);
-        let columns = std::mem::take(&mut p.columns);
+        let columns = std::mem::replace(&mut p.columns, Arc::from([]));
         let truncated = std::mem::replace(&mut p.truncated, false);
         let total = std::mem::replace(&mut p.total_rows, 0);
         p.bytes = 0;
@@ -401,13 +424,18 @@ impl Recorder {
         if pop || p.extended {
             self.queue.remove(pos);
         }
+        // One clock read for both events: they describe the same moment.
+        let at = now_us();
         if !columns.is_empty() || !rows.is_empty() {
-            self.push(EventBody::Result(ResultRows {
-                statement: id,
-                columns,
-                rows,
-                truncated,
-            }));
+            self.push_at(
+                at,
+                EventBody::Result(ResultRows {
+                    statement: id,
+                    columns,
+                    rows,
+                    truncated,
+                }),
+            );
         }
         let error = error.map(|mut e| {
             if secret {
@@ -416,21 +444,25 @@ impl Recorder {
             e
         });
         let masked = std::mem::take(&mut self.masked);
-        self.push(EventBody::Completion(Completion {
-            statement: id,
-            tag,
-            rows: total,
-            error,
-            duration_us,
-            masked,
-        }));
+        self.push_at(
+            at,
+            EventBody::Completion(Completion {
+                statement: id,
+                tag,
+                rows: total,
+                error,
+                duration_us,
+                masked,
+            }),
+        );
     }
 
-    /// A target CommandComplete.
-    pub fn command_complete(&mut self, frame: &Frame) {
-        let tag = CommandComplete::from_frame(frame)
-            .map(|c| c.tag)
-            .unwrap_or_default();
+    /// A target CommandComplete (its body: the tag and a NUL).
+    pub fn command_complete(&mut self, body: &[u8]) {
+        let tag = match body.split_last() {
+            Some((0, tag)) if !tag.contains(&0) => String::from_utf8_lossy(tag).into_owned(),
+            _ => String::new(),
+        };
         self.finish_result(Some(tag), None, false);
     }
 
@@ -554,8 +586,8 @@ fn pending(id: u64, extended: bool, secret: bool) -> Pending {
         extended,
         secret,
         started: Instant::now(),
-        columns: Vec::new(),
-        binary: Vec::new(),
+        columns: Arc::from([]),
+        binary: Arc::from([]),
         rows: Vec::new(),
         bytes: 0,
         total_rows: 0,
@@ -632,6 +664,86 @@ mod tests {
     use super::*;
     use warden_wire::{CommandComplete, DataRow, FieldDescription, Message, RowDescription};
 
+    fn description(names: &[&str]) -> Vec<u8> {
+        let fields = names
+            .iter()
+            .map(|n| FieldDescription {
+                name: (*n).into(),
+                table_oid: 0,
+                column_attr: 0,
+                type_oid: 25,
+                type_len: -1,
+                type_modifier: -1,
+                format: 0,
+            })
+            .collect();
+        RowDescription::new(fields).unwrap().encode()[5..].to_vec()
+    }
+
+    /// The cached RowDescription is used only while the target repeats it byte for byte.
+    #[test]
+    fn each_result_gets_its_own_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SessionWriter::create(dir.path(), "cols").unwrap();
+        let path = w.path().to_owned();
+        let mut r = Recorder::new(
+            w,
+            RecordLimits {
+                max_rows: 10,
+                max_bytes: 1024,
+            },
+        );
+        let row = DataRow::new([Some(b"v".as_slice())]).unwrap().encode();
+        let cc = CommandComplete::new("SELECT 1").encode();
+        for names in [&["a"][..], &["a"], &["b", "c"], &["a"], &["\u{fffd}x"]] {
+            let sql = "select";
+            r.query(sql, &warden_policy::statement::analyze_uncached(sql));
+            r.row_description(&description(names));
+            r.data_row(&row[5..]);
+            r.command_complete(&cc[5..]);
+            r.ready();
+        }
+        // A malformed description leaves the statement without columns.
+        r.query(
+            "select",
+            &warden_policy::statement::analyze_uncached("select"),
+        );
+        r.row_description(b"\0\x05junk");
+        r.command_complete(b"SELECT 0\0");
+        r.ready();
+        r.flush_if_dirty().unwrap();
+        r.finish("client_quit", None);
+        let rec = warden_recording::read_file(&path).unwrap();
+        let columns: Vec<Vec<String>> = rec
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Result(r) => Some(r.columns.to_vec()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                vec!["a"],
+                vec!["a"],
+                vec!["b", "c"],
+                vec!["a"],
+                vec!["\u{fffd}x"]
+            ]
+        );
+        let tags: Vec<_> = rec
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Completion(c) => c.tag.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tags.len(), 6);
+        assert_eq!(tags[5], "SELECT 0");
+    }
+
     /// Micro-benchmark of recording one `pgbench -S -M prepared` transaction, as the proxy
     /// drives it (Bind, Execute, Sync; RowDescription, DataRow, CommandComplete,
     /// ReadyForQuery, flush). Run with
@@ -678,11 +790,11 @@ mod tests {
             r.bind(&Frame::new(b'B', &bind[5..]));
             r.execute("");
             r.sync();
-            r.row_description(&Frame::new(b'T', &rd[5..]));
+            r.row_description(&rd[5..]);
             if r.wants_row(row.len()) {
-                r.data_row(&Frame::new(b'D', &row[5..]));
+                r.data_row(&row[5..]);
             }
-            r.command_complete(&Frame::new(b'C', &cc[5..]));
+            r.command_complete(&cc[5..]);
             r.ready();
             r.flush_if_dirty().unwrap();
         };

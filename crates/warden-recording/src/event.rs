@@ -106,8 +106,8 @@ fn is_empty<T>(v: &Arc<[T]>) -> bool {
 pub struct ResultRows {
     /// The statement these rows belong to.
     pub statement: u64,
-    /// Column names from RowDescription.
-    pub columns: Vec<String>,
+    /// Column names from RowDescription (shared: a prepared statement's repeat).
+    pub columns: Arc<[String]>,
     /// Recorded rows (at most the configured cap).
     pub rows: Vec<Vec<Option<String>>>,
     /// True when rows were left out by the row or byte cap.

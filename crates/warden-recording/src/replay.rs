@@ -422,7 +422,7 @@ mod tests {
                 at_us: i64::MAX,
                 body: EventBody::Result(ResultRows {
                     statement: 5,
-                    columns: vec![],
+                    columns: vec![].into(),
                     rows: vec![vec![Some("x".into())], vec![]],
                     truncated: false,
                 }),

@@ -49,7 +49,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
             T0 + 1_240_000,
             EventBody::Result(ResultRows {
                 statement: 1,
-                columns: vec!["id".into(), "name".into()],
+                columns: vec!["id".into(), "name".into()].into(),
                 rows: vec![
                     vec![Some("42".into()), Some("Zaphod".into())],
                     vec![Some("43".into()), None],
@@ -112,7 +112,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
             T0 + 3_100_000,
             EventBody::Result(ResultRows {
                 statement: 3,
-                columns: vec!["?column?".into(), "Col".into()],
+                columns: vec!["?column?".into(), "Col".into()].into(),
                 rows: vec![vec![
                     Some("a,b".into()),
                     Some("a very long value that goes well past forty characters of width".into()),

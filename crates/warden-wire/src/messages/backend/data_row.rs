@@ -55,6 +55,16 @@ impl DataRow {
         DataRowColumns { r, left }
     }
 
+    /// Validates a DataRow body and iterates its values borrowed from it, without the
+    /// copy into a [`Frame`] that [`Message::from_frame`] needs (for hot paths that only
+    /// read the row once).
+    pub fn values_of(body: &[u8]) -> Result<DataRowColumns<'_>, WireError> {
+        let columns = validate(body)?;
+        let mut r = Reader::new(body);
+        let left = r.u16("column count").map_or(0, |_| columns);
+        Ok(DataRowColumns { r, left })
+    }
+
     /// The value of column `index`: `None` when out of range, `Some(None)` for NULL.
     pub fn column(&self, index: usize) -> Option<Option<&[u8]>> {
         self.columns().nth(index)
@@ -132,19 +142,7 @@ impl Message for DataRow {
     const SENT_BY: &'static [Side] = &[Side::Backend];
 
     fn parse(frame: &Frame) -> Result<Self, WireError> {
-        let mut r = Reader::new(frame.body());
-        let columns = r.u16("column count")?;
-        // Validate every length now, once, so iteration can trust the layout.
-        for _ in 0..columns {
-            let len = r.i32("column length")?;
-            if len == -1 {
-                continue;
-            }
-            let len =
-                usize::try_from(len).map_err(|_| WireError::malformed("negative column length"))?;
-            r.range(len, "column value shorter than its length")?;
-        }
-        r.finish("bytes after the last column")?;
+        let columns = validate(frame.body())?;
         Ok(DataRow {
             frame: frame.clone(),
             columns,
@@ -154,6 +152,24 @@ impl Message for DataRow {
     fn encode(&self) -> Bytes {
         self.frame.raw().clone()
     }
+}
+
+/// Checks every length of a DataRow body once, so iteration can trust the layout; returns
+/// the column count.
+fn validate(body: &[u8]) -> Result<u16, WireError> {
+    let mut r = Reader::new(body);
+    let columns = r.u16("column count")?;
+    for _ in 0..columns {
+        let len = r.i32("column length")?;
+        if len == -1 {
+            continue;
+        }
+        let len =
+            usize::try_from(len).map_err(|_| WireError::malformed("negative column length"))?;
+        r.range(len, "column value shorter than its length")?;
+    }
+    r.finish("bytes after the last column")?;
+    Ok(columns)
 }
 
 impl fmt::Debug for DataRow {
@@ -226,6 +242,28 @@ mod tests {
             panic!("not DataRow");
         };
         assert_eq!(m.buffer(), b"\0\0\0\x01x\xff\xff\xff\xff");
+    }
+
+    #[test]
+    fn values_of_reads_a_body_as_parse_does() {
+        let cols: [Option<&[u8]>; 3] = [Some(b"1"), None, Some(b"")];
+        let raw = DataRow::new(cols).unwrap().encode();
+        let body = &raw[5..];
+        assert_eq!(
+            DataRow::values_of(body).unwrap().collect::<Vec<_>>(),
+            cols.to_vec()
+        );
+        // Truncated, oversized, negative or trailing: refused like `parse`.
+        for bad in [
+            &body[..body.len() - 1],
+            &b"\0\x01\0\0\0\x09abc"[..],
+            &b"\0\x01\xff\xff\xff\xfe"[..],
+            &b"\0\x00x"[..],
+            &b"\0"[..],
+        ] {
+            assert!(DataRow::values_of(bad).is_err(), "{bad:?}");
+            assert!(DataRow::from_frame(&Frame::new(b'D', bad)).is_err());
+        }
     }
 
     #[test]
