@@ -16,7 +16,7 @@ use warden_policy::statement::{redact, Analysis};
 
 use crate::hold::Held;
 use warden_recording::event::{
-    Completion, ErrorInfo, EventBody, Notice, ResultRows, SessionEnd, Statement,
+    Completion, ErrorInfo, EventBody, Notice, ResultSet, SessionEnd, Statement,
 };
 use warden_recording::writer::SessionWriter;
 use warden_wire::{
@@ -113,12 +113,8 @@ impl Recorder {
     }
 
     fn push(&mut self, body: EventBody) {
-        self.push_at(now_us(), body);
-    }
-
-    fn push_at(&mut self, at_us: i64, body: EventBody) {
         if let Some(w) = self.writer.as_mut() {
-            w.push(at_us, body);
+            w.push(now_us(), body);
         }
     }
 
@@ -217,6 +213,7 @@ impl Recorder {
             }),
             duration_us: 0,
             masked: Default::default(),
+            result: None,
         }));
         self.dirty = true;
     }
@@ -424,19 +421,11 @@ impl Recorder {
         if pop || p.extended {
             self.queue.remove(pos);
         }
-        // One clock read for both events: they describe the same moment.
-        let at = now_us();
-        if !columns.is_empty() || !rows.is_empty() {
-            self.push_at(
-                at,
-                EventBody::Result(ResultRows {
-                    statement: id,
-                    columns,
-                    rows,
-                    truncated,
-                }),
-            );
-        }
+        let result = (!columns.is_empty() || !rows.is_empty()).then_some(ResultSet {
+            columns,
+            rows,
+            truncated,
+        });
         let error = error.map(|mut e| {
             if secret {
                 e.message = REDACTED.into();
@@ -444,17 +433,15 @@ impl Recorder {
             e
         });
         let masked = std::mem::take(&mut self.masked);
-        self.push_at(
-            at,
-            EventBody::Completion(Completion {
-                statement: id,
-                tag,
-                rows: total,
-                error,
-                duration_us,
-                masked,
-            }),
-        );
+        self.push(EventBody::Completion(Completion {
+            statement: id,
+            tag,
+            rows: total,
+            error,
+            duration_us,
+            masked,
+            result,
+        }));
     }
 
     /// A target CommandComplete (its body: the tag and a NUL).
@@ -507,6 +494,7 @@ impl Recorder {
                         }),
                         duration_us: 0,
                         masked: Default::default(),
+                        result: None,
                     }));
                 }
             }
@@ -718,7 +706,7 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::Result(r) => Some(r.columns.to_vec()),
+                EventBody::Completion(c) => c.result.as_ref().map(|r| r.columns.to_vec()),
                 _ => None,
             })
             .collect();

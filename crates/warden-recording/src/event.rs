@@ -28,7 +28,8 @@ pub enum EventBody {
     SessionStart(SessionStart),
     /// A statement sent by the client (simple Query, or an extended-protocol Execute).
     Statement(Statement),
-    /// Rows returned for statement `statement` (one event per statement, capped).
+    /// Rows returned for statement `statement`, in recordings written before rows moved
+    /// into [`Completion::result`]; read, never written.
     Result(ResultRows),
     /// How statement `statement` ended.
     Completion(Completion),
@@ -101,7 +102,8 @@ fn is_empty<T>(v: &Arc<[T]>) -> bool {
     v.is_empty()
 }
 
-/// Result rows as the client received them.
+/// Result rows as the client received them, as a separate event (older recordings; see
+/// [`EventBody::Result`]).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ResultRows {
     /// The statement these rows belong to.
@@ -115,7 +117,33 @@ pub struct ResultRows {
     pub truncated: bool,
 }
 
-/// A statement's outcome.
+impl ResultRows {
+    /// The rows without the statement number, as a [`Completion`] now carries them.
+    pub fn to_set(&self) -> ResultSet {
+        ResultSet {
+            columns: self.columns.clone(),
+            rows: self.rows.clone(),
+            truncated: self.truncated,
+        }
+    }
+}
+
+/// The rows a statement returned, as the client received them (capped).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultSet {
+    /// Column names from RowDescription (shared: a prepared statement's repeat).
+    pub columns: Arc<[String]>,
+    /// Recorded rows (at most the configured cap).
+    pub rows: Vec<Vec<Option<String>>>,
+    /// True when rows were left out by the row or byte cap.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+/// A statement's outcome, and the rows it returned.
+///
+/// The rows travel in the completion rather than in an event of their own: one line,
+/// one hash and one serialisation fewer per statement on the proxy's hot path.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
     /// The statement.
@@ -133,6 +161,10 @@ pub struct Completion {
     /// Values masked in this statement's result, per masking rule (never the values).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub masked: std::collections::BTreeMap<String, u64>,
+    /// The rows returned, when the statement described any (a RowDescription) or sent
+    /// rows. Older recordings carry them in a separate [`EventBody::Result`] instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ResultSet>,
 }
 
 /// An error as the client saw it.

@@ -53,8 +53,8 @@ pub mod writer;
 mod testutil;
 
 pub use event::{
-    Completion, ErrorInfo, Event, EventBody, Notice, ResultRows, SessionEnd, SessionStart,
-    Statement,
+    Completion, ErrorInfo, Event, EventBody, Notice, ResultRows, ResultSet, SessionEnd,
+    SessionStart, Statement,
 };
 pub use export::{export, ExportFormat, ParseExportFormatError};
 pub use line::MAX_LINE_BYTES;

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufWriter, Write};
 use std::time::Duration;
 
-use crate::event::{Completion, Event, EventBody, ResultRows, SessionStart, Statement};
+use crate::event::{Completion, Event, EventBody, ResultSet, SessionStart, Statement};
 
 /// Widest a result cell is shown, in characters.
 pub const CELL_WIDTH: usize = 40;
@@ -89,9 +89,17 @@ impl<W: Write> Timeline<W> {
                 if self.current != Some(r.statement) {
                     let _ = writeln!(s, "  rows of #{}:", r.statement);
                 }
-                table(s, r);
+                table(s, &r.to_set());
             }
-            EventBody::Completion(c) => completion(s, c, self.current),
+            EventBody::Completion(c) => {
+                if let Some(r) = &c.result {
+                    if self.current != Some(c.statement) {
+                        let _ = writeln!(s, "  rows of #{}:", c.statement);
+                    }
+                    table(s, r);
+                }
+                completion(s, c, self.current)
+            }
             EventBody::Notice(n) => {
                 let _ = writeln!(s, "{off} notice {}: {}", esc(&n.kind), esc(&n.message));
             }
@@ -219,7 +227,7 @@ fn statement(s: &mut String, off: &str, st: &Statement) {
     }
 }
 
-fn table(s: &mut String, r: &ResultRows) {
+fn table(s: &mut String, r: &ResultSet) {
     let header: Vec<String> = r.columns.iter().map(|c| cap(&esc(c), CELL_WIDTH)).collect();
     let rows: Vec<Vec<String>> = r
         .rows
@@ -393,6 +401,21 @@ mod tests {
         }
     }
 
+    /// Rows in a completion (what the recorder writes) and rows in a `Result` event of
+    /// their own (older recordings) read as the same timeline.
+    #[test]
+    fn folded_and_separate_results_render_alike() {
+        let folded = folded_events();
+        assert!(folded.len() < sample_events().len());
+        assert!(!folded
+            .iter()
+            .any(|e| matches!(e.body, EventBody::Result(_))));
+        assert_eq!(render(&folded), render(&sample_events()));
+        // A completion whose rows belong to a statement other than the current one says so.
+        let t = render(&[folded[0].clone(), folded[2].clone()]);
+        assert!(t.contains("  rows of #1:\n    id | name\n"), "{t}");
+    }
+
     #[test]
     fn terminal_escapes_are_neutralised() {
         let mut events = sample_events();
@@ -403,6 +426,11 @@ mod tests {
         if let EventBody::Result(r) = &mut events[2].body {
             r.rows[0][1] = Some("a\nb\x1bc\u{9b}".into());
         }
+        let mut folded = folded_events();
+        if let EventBody::Completion(c) = &mut folded[2].body {
+            c.result.as_mut().unwrap().columns = vec!["\x1b[31mcol".to_owned()].into();
+        }
+        assert!(!render(&folded).contains('\x1b'));
         let t = render(&events);
         assert!(!t.contains('\x1b'));
         assert!(!t.contains('\x07'));
@@ -420,7 +448,7 @@ mod tests {
             Event {
                 seq: 0,
                 at_us: i64::MAX,
-                body: EventBody::Result(ResultRows {
+                body: EventBody::Result(crate::event::ResultRows {
                     statement: 5,
                     columns: vec![].into(),
                     rows: vec![vec![Some("x".into())], vec![]],

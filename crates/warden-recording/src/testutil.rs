@@ -66,6 +66,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 error: None,
                 duration_us: 6_433,
                 masked: Default::default(),
+                result: None,
             }),
         ),
         (
@@ -93,6 +94,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 }),
                 duration_us: 100,
                 masked: Default::default(),
+                result: None,
             }),
         ),
         (
@@ -129,6 +131,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 error: None,
                 duration_us: 200_000,
                 masked: Default::default(),
+                result: None,
             }),
         ),
         (
@@ -203,4 +206,30 @@ pub fn sample_events() -> Vec<Event> {
             body,
         })
         .collect()
+}
+
+/// [`sample_events`] as the current recorder writes them: each statement's rows in its
+/// completion instead of in a `Result` event of their own.
+pub fn folded_events() -> Vec<Event> {
+    let mut out: Vec<Event> = Vec::new();
+    let mut pending: Option<ResultRows> = None;
+    for e in sample_events() {
+        match e.body {
+            EventBody::Result(r) => pending = Some(r),
+            EventBody::Completion(mut c) => {
+                if let Some(r) = pending.take().filter(|r| r.statement == c.statement) {
+                    c.result = Some(r.to_set());
+                }
+                out.push(Event {
+                    body: EventBody::Completion(c),
+                    ..e
+                });
+            }
+            body => out.push(Event { body, ..e }),
+        }
+    }
+    for (i, e) in out.iter_mut().enumerate() {
+        e.seq = i as u64;
+    }
+    out
 }

@@ -330,7 +330,12 @@ mod mapped {
         map: memmap2::MmapMut,
         /// File offset of `map[0]`.
         base: u64,
+        /// Bytes from `map[0]` whose pages are already writable (see [`prefault`]).
+        prefaulted: usize,
     }
+
+    /// How far ahead of the last write pages are made writable.
+    const PREFAULT_AHEAD: usize = 64 * 1024;
 
     impl Window {
         /// Preallocates `[base, base + len)` (growing the file) and maps it.
@@ -351,7 +356,35 @@ mod mapped {
                     .len(map_len)
                     .map_mut(file)?
             };
-            Ok(Window { map, base })
+            Ok(Window {
+                map,
+                base,
+                prefaulted: 0,
+            })
+        }
+
+        /// Makes the pages up to `end` (and [`PREFAULT_AHEAD`] beyond) writable in one
+        /// call, where a copy into them would otherwise take a page fault (and the
+        /// filesystem's `page_mkwrite`) per new page: a sixth of recording's cost on a
+        /// small-transaction workload. Best effort: before Linux 5.14 the copy faults.
+        fn prefault(&mut self, end: usize) {
+            if end <= self.prefaulted {
+                return;
+            }
+            let to = end.saturating_add(PREFAULT_AHEAD).min(self.map.len());
+            #[cfg(target_os = "linux")]
+            let done = self
+                .map
+                .advise_range(
+                    memmap2::Advice::PopulateWrite,
+                    self.prefaulted,
+                    to - self.prefaulted,
+                )
+                .is_ok();
+            #[cfg(not(target_os = "linux"))]
+            let done = false;
+            // When the kernel cannot, stop asking: the copies fault pages in as they go.
+            self.prefaulted = if done { to } else { self.map.len() };
         }
 
         pub(super) fn len(&self) -> u64 {
@@ -370,6 +403,7 @@ mod mapped {
         /// newline-terminated line with holes in it.
         pub(super) fn write_lines(&mut self, at: u64, lines: &[u8]) {
             let base = (at - self.base) as usize;
+            self.prefault(base + lines.len());
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', lines) {
                 self.map[base + start..base + nl].copy_from_slice(&lines[start..nl]);

@@ -61,6 +61,8 @@ function describe(ev) {
         ev.error ? badge(ev.error.code, 'bad') : badge(ev.tag ?? 'done', 'ok'),
         el('span', { class: 'muted', text: `${ev.rows} row${ev.rows === 1 ? '' : 's'} in ${micros(ev.duration_us)}` })),
       ev.error ? el('p', { class: 'error' }, el('span', { text: ev.error.message })) : null,
+      // The rows the client received (in older recordings, a `result` event of their own).
+      ev.result ? resultTable({ ...ev.result, statement: ev.statement }) : null,
       masked.length ? el('p', {}, 'Masked: ', masked.map(([rule, n], i) => [i ? ', ' : '', el('code', { text: rule }), ` × ${n}`])) : null];
     }
     case 'notice':
