@@ -1131,12 +1131,11 @@ fn inspect_client(
                 }
             }
             if let Some(r) = &ctx.recorder {
-                let frame = Frame::new(tag, body);
                 let mut r = lock(r);
                 if tag == b'B' {
-                    r.bind(&frame);
+                    r.bind(body);
                 } else {
-                    r.close(&frame);
+                    r.close(&Frame::new(tag, body));
                 }
             }
         }

@@ -20,7 +20,7 @@ use warden_recording::event::{
 };
 use warden_recording::writer::SessionWriter;
 use warden_wire::{
-    Bind, Close, DataRow, ErrorResponse, Frame, Message, ObjectKind, RowDescription,
+    BindRef, Close, DataRow, ErrorResponse, Frame, Message, ObjectKind, RowDescription,
 };
 
 /// Per-statement caps on what is recorded of a result.
@@ -232,14 +232,14 @@ impl Recorder {
         );
     }
 
-    /// A client Bind: the parameters, as text (binary ones as `\x` hex).
-    pub fn bind(&mut self, frame: &Frame) {
-        let Ok(b) = Bind::from_frame(frame) else {
+    /// A client Bind (its body): the parameters, as text (binary ones as `\x` hex).
+    pub fn bind(&mut self, body: &[u8]) {
+        let Ok(b) = BindRef::parse(body) else {
             return;
         };
         let stmt = self
             .prepared
-            .get(b.statement())
+            .get(b.statement)
             .cloned()
             .unwrap_or_else(|| Prepared {
                 sql: "<a statement prepared before recording started>".into(),
@@ -249,7 +249,6 @@ impl Recorder {
             });
         let params = b
             .params()
-            .iter()
             .enumerate()
             .map(|(i, p)| {
                 p.as_ref().map(|v| {
@@ -265,10 +264,10 @@ impl Recorder {
             .collect();
         let portal = Portal { stmt, params };
         // The unnamed portal is rebound on every execution: no new key each time.
-        match self.portals.get_mut(b.portal()) {
+        match self.portals.get_mut(b.portal) {
             Some(p) => *p = portal,
             None => {
-                self.portals.insert(b.portal().to_owned(), portal);
+                self.portals.insert(b.portal.to_owned(), portal);
             }
         }
     }
@@ -749,7 +748,7 @@ mod tests {
         let mut parse = b"P0_1\0".to_vec();
         parse.extend_from_slice(sql.as_bytes());
         parse.extend_from_slice(&[0, 0, 1, 0, 0, 0, 23]);
-        let bind = Bind::new("", "P0_1", &[], &[Some(b"4242".as_slice())], &[])
+        let bind = warden_wire::Bind::new("", "P0_1", &[], &[Some(b"4242".as_slice())], &[])
             .unwrap()
             .encode();
         let rd = RowDescription::new(vec![FieldDescription {
@@ -775,7 +774,7 @@ mod tests {
         );
         r.parse("P0_1", sql, &analysis, &parse);
         let one = |r: &mut Recorder| {
-            r.bind(&Frame::new(b'B', &bind[5..]));
+            r.bind(&bind[5..]);
             r.execute("");
             r.sync();
             r.row_description(&rd[5..]);
@@ -795,7 +794,13 @@ mod tests {
         }
         let ns = t.elapsed().as_nanos() as f64 / N as f64;
         let path = r.writer.as_ref().unwrap().path().to_owned();
-        let bytes = std::fs::metadata(path).unwrap().len() as f64 / (N + 10_000) as f64;
+        let bytes = std::fs::metadata(&path).unwrap().len() as f64 / (N + 10_000) as f64;
         println!("recorded prepared transaction: {ns:.0} ns ({bytes:.0} bytes)");
+        if std::env::var_os("BENCH_SHOW").is_some() {
+            r.finish("client_quit", None);
+            let text = std::fs::read_to_string(path).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            println!("{}", lines[lines.len() - 4..lines.len() - 1].join("\n"));
+        }
     }
 }

@@ -33,7 +33,7 @@ pub use messages::backend::{
     RowDescription, Severity, TransactionStatus,
 };
 pub use messages::frontend::{
-    parse_text, query_text, Bind, CancelRequest, Close, Describe, Execute, Flush, Parse,
+    parse_text, query_text, Bind, BindRef, CancelRequest, Close, Describe, Execute, Flush, Parse,
     PasswordMessage, Query, SaslInitialResponse, SaslResponse, StartupMessage, Sync, Terminate,
 };
 pub use messages::{CopyData, CopyDone, CopyFail, Message, ObjectKind, Side};

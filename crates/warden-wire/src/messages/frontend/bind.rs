@@ -133,17 +133,106 @@ fn check_format_count(formats: usize, params: usize) -> Result<(), WireError> {
     Ok(())
 }
 
-/// Reads a u16 count followed by that many i16 format codes.
-fn read_formats(r: &mut Reader<'_>, what: &'static str) -> Result<Vec<i16>, WireError> {
+/// Reads a u16 count followed by that many i16 format codes; returns their raw bytes.
+fn read_formats<'a>(r: &mut Reader<'a>, what: &'static str) -> Result<&'a [u8], WireError> {
     let count = usize::from(r.u16(what)?);
     if count.saturating_mul(2) > r.remaining() {
         return Err(WireError::malformed(what));
     }
-    let mut out = Vec::with_capacity(count);
-    for _ in 0..count {
-        out.push(r.i16(what)?);
+    r.bytes(count * 2, what)
+}
+
+/// Format codes from their raw big-endian bytes.
+fn codes(raw: &[u8]) -> impl Iterator<Item = i16> + '_ {
+    raw.chunks_exact(2)
+        .map(|c| i16::from_be_bytes([c[0], c[1]]))
+}
+
+/// A Bind body read in place: names, formats and values borrowed from it, nothing
+/// copied or allocated. For hot paths that read each Bind once (the session recorder);
+/// [`Bind`] is the owned message. Parsing validates the whole body exactly as
+/// [`Bind`]'s does (it is the same code), so the accessors cannot fail.
+#[derive(Clone, Copy, Debug)]
+pub struct BindRef<'a> {
+    /// The destination portal (empty for the unnamed portal).
+    pub portal: &'a str,
+    /// The source prepared statement (empty for the unnamed statement).
+    pub statement: &'a str,
+    param_formats: &'a [u8],
+    n_params: usize,
+    /// The parameter values, each after its int32 length (validated).
+    values: &'a [u8],
+    result_formats: &'a [u8],
+}
+
+impl<'a> BindRef<'a> {
+    /// Reads and validates a Bind body (the frame without its 5-byte header).
+    pub fn parse(body: &'a [u8]) -> Result<Self, WireError> {
+        let mut r = Reader::new(body);
+        let portal = r.str("portal name")?;
+        let statement = r.str("statement name")?;
+        let param_formats = read_formats(&mut r, "parameter format codes")?;
+        let n_params = usize::from(r.u16("parameter count")?);
+        // Every value needs at least its 4-byte length.
+        if n_params.saturating_mul(4) > r.remaining() {
+            return Err(WireError::malformed(
+                "parameter count exceeds the message length",
+            ));
+        }
+        check_format_count(param_formats.len() / 2, n_params)?;
+        let start = body.len() - r.remaining();
+        for _ in 0..n_params {
+            let len = r.i32("parameter length")?;
+            if len != -1 {
+                let len = usize::try_from(len)
+                    .map_err(|_| WireError::malformed("negative parameter length"))?;
+                r.bytes(len, "parameter value")?;
+            }
+        }
+        let values = &body[start..body.len() - r.remaining()];
+        let result_formats = read_formats(&mut r, "result format codes")?;
+        r.finish("bytes after the result format codes")?;
+        Ok(BindRef {
+            portal,
+            statement,
+            param_formats,
+            n_params,
+            values,
+            result_formats,
+        })
     }
-    Ok(out)
+
+    /// The number of parameters.
+    pub fn param_count(&self) -> usize {
+        self.n_params
+    }
+
+    /// The format code that applies to parameter `index`.
+    pub fn param_format(&self, index: usize) -> i16 {
+        let mut all = codes(self.param_formats);
+        match self.param_formats.len() / 2 {
+            0 => FORMAT_TEXT,
+            1 => all.next().unwrap_or(FORMAT_TEXT),
+            _ => all.nth(index).unwrap_or(FORMAT_TEXT),
+        }
+    }
+
+    /// Parameter values in order; `None` is SQL NULL.
+    pub fn params(&self) -> impl Iterator<Item = Option<&'a [u8]>> + 'a {
+        let mut rest = self.values;
+        (0..self.n_params).map(move |_| {
+            // Validated by `parse`: each length is -1 or fits in what follows.
+            let (len, tail) = rest.split_at_checked(4)?;
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            let Ok(len) = usize::try_from(len) else {
+                rest = tail;
+                return None;
+            };
+            let (value, tail) = tail.split_at_checked(len)?;
+            rest = tail;
+            Some(value)
+        })
+    }
 }
 
 impl Message for Bind {
@@ -153,39 +242,14 @@ impl Message for Bind {
 
     fn parse(frame: &Frame) -> Result<Self, WireError> {
         let body = frame.body_bytes();
-        let mut r = Reader::new(&body);
-        let portal = r.str("portal name")?.to_owned();
-        let statement = r.str("statement name")?.to_owned();
-        let param_formats = read_formats(&mut r, "parameter format codes")?;
-        let n_params = usize::from(r.u16("parameter count")?);
-        // Every value needs at least its 4-byte length.
-        if n_params.saturating_mul(4) > r.remaining() {
-            return Err(WireError::malformed(
-                "parameter count exceeds the message length",
-            ));
-        }
-        check_format_count(param_formats.len(), n_params)?;
-        let mut params = Vec::with_capacity(n_params);
-        for _ in 0..n_params {
-            let len = r.i32("parameter length")?;
-            params.push(match len {
-                -1 => None,
-                len => {
-                    let len = usize::try_from(len)
-                        .map_err(|_| WireError::malformed("negative parameter length"))?;
-                    Some(body.slice(r.range(len, "parameter value")?))
-                }
-            });
-        }
-        let result_formats = read_formats(&mut r, "result format codes")?;
-        r.finish("bytes after the result format codes")?;
+        let b = BindRef::parse(&body)?;
         Ok(Bind {
             frame: frame.clone(),
-            portal,
-            statement,
-            param_formats,
-            params,
-            result_formats,
+            portal: b.portal.to_owned(),
+            statement: b.statement.to_owned(),
+            param_formats: codes(b.param_formats).collect(),
+            params: b.params().map(|p| p.map(|v| body.slice_ref(v))).collect(),
+            result_formats: codes(b.result_formats).collect(),
         })
     }
 
@@ -307,12 +371,59 @@ mod tests {
                 ),
                 "{why}"
             );
+            assert!(
+                matches!(BindRef::parse(body), Err(WireError::Malformed { .. })),
+                "{why}"
+            );
         }
         assert!(matches!(
             Bind::from_frame(&Frame::new(b'B', b"\xff\0s\0\0\0\0\0\0\0")),
             Err(WireError::InvalidUtf8 { .. })
         ));
         assert!(Bind::new("", "", &[0, 0, 0], &[None], &[]).is_err());
+    }
+
+    /// The borrowed reading gives what the owned one does, for every body either accepts.
+    #[test]
+    fn borrowed_reading_matches_owned() {
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [i16],
+            &'a [Option<&'a [u8]>],
+            &'a [i16],
+        );
+        let cases: [Case; 5] = [
+            ("", "", &[], &[], &[]),
+            ("p1", "s1", &[0, 1], &[Some(b"42"), None], &[1]),
+            (
+                "",
+                "P0_1",
+                &[1],
+                &[Some(b"\0\0\0\x07"), Some(b""), None],
+                &[],
+            ),
+            ("x", "", &[], &[None, None, Some(b"abc")], &[0, 1, 0]),
+            (
+                "",
+                "",
+                &[0, 0, 0],
+                &[Some(b"a"), Some(b"b"), Some(b"c")],
+                &[],
+            ),
+        ];
+        for (portal, statement, formats, params, results) in cases {
+            let owned = Bind::new(portal, statement, formats, params, results).unwrap();
+            let frame = owned.encode();
+            let b = BindRef::parse(&frame[5..]).unwrap();
+            assert_eq!(b.portal, portal);
+            assert_eq!(b.statement, statement);
+            assert_eq!(b.param_count(), params.len());
+            assert_eq!(b.params().collect::<Vec<_>>(), params);
+            for i in 0..params.len() + 2 {
+                assert_eq!(b.param_format(i), owned.param_format(i), "{i}");
+            }
+        }
     }
 
     #[test]

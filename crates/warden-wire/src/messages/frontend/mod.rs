@@ -16,7 +16,7 @@ mod startup_message;
 mod sync;
 mod terminate;
 
-pub use bind::Bind;
+pub use bind::{Bind, BindRef};
 pub use cancel_request::CancelRequest;
 pub use close::Close;
 pub use describe::Describe;
