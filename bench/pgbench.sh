@@ -156,7 +156,11 @@ run_one() { # round case target
 echo "== $ROUNDS interleaved rounds of ${SECS}s per run, $CLIENTS clients"
 for r in $(seq 1 "$ROUNDS"); do
   for c in "${CASES[@]}"; do
-    for t in direct pgbouncer warden norec; do run_one "$r" "$c" "$t"; done
+    # Recording on and off swap places every other round, so neither always runs just
+    # after the other (the kernel writes the recordings back some 30 s later, into
+    # whichever run is going then).
+    if [ $((r % 2)) = 1 ]; then order="direct pgbouncer warden norec"; else order="direct pgbouncer norec warden"; fi
+    for t in $order; do run_one "$r" "$c" "$t"; done
   done
 done
 pin_all 0-1

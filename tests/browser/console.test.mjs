@@ -359,8 +359,8 @@ await step('replay-a-recorded-session', async () => {
   await drop.getByText('approved', { exact: true }).waitFor();
   const select = timeline.locator('li.ev-statement', { hasText: 'SELECT 41 + $1 AS answer' });
   await select.waitFor();
-  await timeline.locator('li.ev-completion td', { hasText: '42' }).first().waitFor();
-  await timeline.locator('li.ev-completion', { hasText: 'DROP TABLE' }).first().waitFor();
+  await timeline.locator('li.ev-statement .completion td', { hasText: '42' }).first().waitFor();
+  await timeline.locator('li.ev-statement .completion', { hasText: 'DROP TABLE' }).first().waitFor();
   await page.locator('#verify-status', { hasText: 'verified' }).waitFor();
   await checkPage('replay');
   await screenshot('replay');

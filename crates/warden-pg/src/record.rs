@@ -61,6 +61,9 @@ struct Portal {
 /// A statement sent to the target and not yet finished.
 struct Pending {
     id: u64,
+    /// The statement event and its time, until it is written: with its completion when
+    /// that comes before the next flush (one line instead of two), alone otherwise.
+    event: Option<(i64, Statement)>,
     extended: bool,
     secret: bool,
     started: Instant,
@@ -72,6 +75,9 @@ struct Pending {
     truncated: bool,
 }
 
+// Boxing the statement would cost an allocation per statement on the hot path; the
+// queue holds a handful of entries.
+#[allow(clippy::large_enum_variant)]
 enum Queued {
     Stmt(Pending),
     Sync,
@@ -113,8 +119,27 @@ impl Recorder {
     }
 
     fn push(&mut self, body: EventBody) {
+        self.push_at(now_us(), body);
+    }
+
+    fn push_at(&mut self, at_us: i64, body: EventBody) {
         if let Some(w) = self.writer.as_mut() {
-            w.push(now_us(), body);
+            w.push(at_us, body);
+        }
+    }
+
+    /// Writes the statement events of statements still running (a flush, or the end):
+    /// their completions follow as events of their own.
+    fn write_running(&mut self) {
+        let Some(w) = self.writer.as_mut() else {
+            return;
+        };
+        for q in self.queue.iter_mut() {
+            if let Queued::Stmt(p) = q {
+                if let Some((at, st)) = p.event.take() {
+                    w.push(at, EventBody::Statement(st));
+                }
+            }
         }
     }
 
@@ -150,7 +175,7 @@ impl Recorder {
     ) {
         let id = self.next_id;
         self.next_id += 1;
-        self.push(EventBody::Statement(Statement {
+        let stmt = Statement {
             id,
             protocol: "simple".into(),
             sql: text.into(),
@@ -159,9 +184,10 @@ impl Recorder {
             class: class.into(),
             decision: decision.into(),
             reason,
-        }));
+            completion: None,
+        };
         self.queue
-            .push_back(Queued::Stmt(pending(id, false, secret)));
+            .push_back(Queued::Stmt(pending(id, false, secret, stmt)));
     }
 
     /// A held statement that did not run (rejected, expired, withdrawn): its decision and
@@ -176,6 +202,7 @@ impl Recorder {
             class: held.class.into(),
             decision: decision.into(),
             reason: Some(message.to_owned()),
+            completion: None,
         };
         self.not_run(stmt, code, message);
     }
@@ -193,6 +220,7 @@ impl Recorder {
             class: analysis.riskiest().as_str().into(),
             decision: "denied".into(),
             reason: Some(message.to_owned()),
+            completion: None,
         };
         self.not_run(stmt, "42501", message);
     }
@@ -202,8 +230,7 @@ impl Recorder {
         let id = self.next_id;
         self.next_id += 1;
         stmt.id = id;
-        self.push(EventBody::Statement(stmt));
-        self.push(EventBody::Completion(Completion {
+        stmt.completion = Some(Box::new(Completion {
             statement: id,
             tag: None,
             rows: 0,
@@ -215,6 +242,7 @@ impl Recorder {
             masked: Default::default(),
             result: None,
         }));
+        self.push(EventBody::Statement(stmt));
         self.dirty = true;
     }
 
@@ -294,7 +322,7 @@ impl Recorder {
             ),
             None => ("<unknown portal>".into(), Arc::from([]), "unknown", false),
         };
-        self.push(EventBody::Statement(Statement {
+        let stmt = Statement {
             id,
             protocol: "extended".into(),
             sql,
@@ -303,9 +331,10 @@ impl Recorder {
             class: class.into(),
             decision: decision.into(),
             reason,
-        }));
+            completion: None,
+        };
         self.queue
-            .push_back(Queued::Stmt(pending(id, true, secret)));
+            .push_back(Queued::Stmt(pending(id, true, secret, stmt)));
     }
 
     /// A client Close.
@@ -417,6 +446,7 @@ impl Recorder {
         p.bytes = 0;
         let duration_us = p.started.elapsed().as_micros() as u64;
         let secret = p.secret;
+        let event = p.event.take();
         if pop || p.extended {
             self.queue.remove(pos);
         }
@@ -432,7 +462,7 @@ impl Recorder {
             e
         });
         let masked = std::mem::take(&mut self.masked);
-        self.push(EventBody::Completion(Completion {
+        let completion = Completion {
             statement: id,
             tag,
             rows: total,
@@ -440,7 +470,19 @@ impl Recorder {
             duration_us,
             masked,
             result,
-        }));
+        };
+        self.complete(event, completion);
+    }
+
+    /// Writes a completion: inside its statement's event when that is not written yet.
+    fn complete(&mut self, event: Option<(i64, Statement)>, completion: Completion) {
+        match event {
+            Some((at, mut st)) => {
+                st.completion = Some(Box::new(completion));
+                self.push_at(at, EventBody::Statement(st));
+            }
+            None => self.push(EventBody::Completion(completion)),
+        }
     }
 
     /// A target CommandComplete (its body: the tag and a NUL).
@@ -479,22 +521,29 @@ impl Recorder {
                 Queued::Sync => break,
                 Queued::Stmt(p) if !p.extended => {
                     // Its completions were written as they came.
+                    if let Some((at, st)) = p.event {
+                        self.push_at(at, EventBody::Statement(st));
+                    }
                     break;
                 }
-                Queued::Stmt(p) => {
+                Queued::Stmt(mut p) => {
                     // Not run: an earlier statement of the pipeline failed.
-                    self.push(EventBody::Completion(Completion {
-                        statement: p.id,
-                        tag: None,
-                        rows: 0,
-                        error: Some(ErrorInfo {
-                            code: "-".into(),
-                            message: "not run: an earlier statement before Sync failed".into(),
-                        }),
-                        duration_us: 0,
-                        masked: Default::default(),
-                        result: None,
-                    }));
+                    let event = p.event.take();
+                    self.complete(
+                        event,
+                        Completion {
+                            statement: p.id,
+                            tag: None,
+                            rows: 0,
+                            error: Some(ErrorInfo {
+                                code: "-".into(),
+                                message: "not run: an earlier statement before Sync failed".into(),
+                            }),
+                            duration_us: 0,
+                            masked: Default::default(),
+                            result: None,
+                        },
+                    );
                 }
             }
         }
@@ -523,6 +572,7 @@ impl Recorder {
         if !std::mem::take(&mut self.dirty) {
             return Ok(());
         }
+        self.write_running();
         if let Some(w) = self.writer.as_mut() {
             if let Err(e) = w.flush() {
                 if !self.failed {
@@ -539,6 +589,7 @@ impl Recorder {
     /// Ends the recording; returns the final hash.
     pub fn finish(&mut self, reason: &str, error: Option<String>) -> Option<String> {
         let statements = self.statements();
+        self.write_running();
         let w = self.writer.take()?;
         match w.finish(
             now_us(),
@@ -567,9 +618,10 @@ pub(crate) fn recordable(sql: &str, analysis: &Analysis) -> (String, bool) {
     }
 }
 
-fn pending(id: u64, extended: bool, secret: bool) -> Pending {
+fn pending(id: u64, extended: bool, secret: bool, stmt: Statement) -> Pending {
     Pending {
         id,
+        event: Some((now_us(), stmt)),
         extended,
         secret,
         started: Instant::now(),
@@ -705,9 +757,10 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::Completion(c) => c.result.as_ref().map(|r| r.columns.to_vec()),
+                EventBody::Statement(s) => s.completion.as_ref()?.result.as_ref(),
                 _ => None,
             })
+            .map(|r| r.columns.to_vec())
             .collect();
         assert_eq!(
             columns,
@@ -723,12 +776,70 @@ mod tests {
             .events
             .iter()
             .filter_map(|e| match &e.body {
-                EventBody::Completion(c) => c.tag.clone(),
+                EventBody::Statement(s) => s.completion.as_ref()?.tag.clone(),
                 _ => None,
             })
             .collect();
         assert_eq!(tags.len(), 6);
         assert_eq!(tags[5], "SELECT 0");
+    }
+
+    /// A statement still running at a flush is written alone and its completion follows
+    /// as an event of its own; one still running at the end is written before it.
+    #[test]
+    fn running_statements_are_written_at_flush_and_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SessionWriter::create(dir.path(), "running").unwrap();
+        let path = w.path().to_owned();
+        let mut r = Recorder::new(
+            w,
+            RecordLimits {
+                max_rows: 10,
+                max_bytes: 1024,
+            },
+        );
+        let analyze = warden_policy::statement::analyze_uncached;
+        r.query("select 1", &analyze("select 1"));
+        r.command_complete(b"SELECT 1\0");
+        r.ready();
+        r.query("select pg_sleep(5)", &analyze("select pg_sleep(5)"));
+        r.notice("max_rows", "a notice flushes");
+        r.flush_if_dirty().unwrap();
+        let kinds = |path: &std::path::Path| -> Vec<String> {
+            warden_recording::read_file(path)
+                .unwrap()
+                .events
+                .iter()
+                .map(|e| match &e.body {
+                    EventBody::Statement(s) => {
+                        format!("statement {} {}", s.id, s.completion.is_some())
+                    }
+                    EventBody::Completion(c) => format!("completion {}", c.statement),
+                    EventBody::Notice(_) => "notice".into(),
+                    EventBody::SessionEnd(_) => "end".into(),
+                    _ => "other".into(),
+                })
+                .collect()
+        };
+        assert_eq!(
+            kinds(&path),
+            ["statement 1 true", "notice", "statement 2 false"]
+        );
+        r.command_complete(b"SELECT 1\0");
+        r.ready();
+        r.query("select pg_sleep(60)", &analyze("select pg_sleep(60)"));
+        r.finish("killed", None);
+        assert_eq!(
+            kinds(&path),
+            [
+                "statement 1 true",
+                "notice",
+                "statement 2 false",
+                "completion 2",
+                "statement 3 false",
+                "end"
+            ]
+        );
     }
 
     /// Micro-benchmark of recording one `pgbench -S -M prepared` transaction, as the proxy

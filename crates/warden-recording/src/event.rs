@@ -26,12 +26,14 @@ pub struct Event {
 pub enum EventBody {
     /// Always the first event.
     SessionStart(SessionStart),
-    /// A statement sent by the client (simple Query, or an extended-protocol Execute).
+    /// A statement sent by the client (simple Query, or an extended-protocol Execute),
+    /// usually with its completion.
     Statement(Statement),
     /// Rows returned for statement `statement`, in recordings written before rows moved
     /// into [`Completion::result`]; read, never written.
     Result(ResultRows),
-    /// How statement `statement` ended.
+    /// How statement `statement` ended, when its statement event was written without
+    /// it (still running at a flush, or more statements in one simple Query).
     Completion(Completion),
     /// A bound or guardrail decision not tied to a statement (idle timeout, kill, …).
     Notice(Notice),
@@ -96,6 +98,12 @@ pub struct Statement {
     /// Who approved or why denied, when there is a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How the statement ended, when that was known by the time the statement was
+    /// written (the usual case: both reach the file at the same ReadyForQuery, and one
+    /// line costs less than two). Otherwise, and in older recordings, an
+    /// [`EventBody::Completion`] follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Box<Completion>>,
 }
 
 fn is_empty<T>(v: &Arc<[T]>) -> bool {

@@ -118,7 +118,10 @@ fn csv(events: &[Event], out: &mut impl Write) -> io::Result<()> {
         let EventBody::Statement(s) = &e.body else {
             continue;
         };
-        let c = completions.get(&s.id);
+        let c = s
+            .completion
+            .as_deref()
+            .or_else(|| completions.get(&s.id).copied());
         let params = serde_json::to_string(&s.params).map_err(io::Error::from)?;
         let id = s.id.to_string();
         let started = crate::rfc3339(e.at_us);
@@ -301,6 +304,20 @@ mod tests {
         assert_eq!(r3[8], s3.reason.clone().unwrap());
         let params: Vec<Option<String>> = serde_json::from_str(&r3[5]).unwrap();
         assert_eq!(params, &*s3.params);
+    }
+
+    /// A statement carrying its completion (what the recorder writes) exports as the
+    /// statement and completion events of older recordings do.
+    #[test]
+    fn csv_of_folded_and_separate_events_match() {
+        let csv = |events: &[Event]| {
+            let mut out = Vec::new();
+            export(events, ExportFormat::Csv, &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let folded = folded_events();
+        assert_eq!(csv(&folded), csv(&sample_events()));
+        assert!(csv(&folded).contains(",SELECT 2,2,,,6433"));
     }
 
     #[test]

@@ -84,6 +84,9 @@ impl<W: Write> Timeline<W> {
             EventBody::Statement(st) => {
                 statement(s, &off, st);
                 self.current = Some(st.id);
+                if let Some(c) = &st.completion {
+                    outcome(s, c, self.current);
+                }
             }
             EventBody::Result(r) => {
                 if self.current != Some(r.statement) {
@@ -91,15 +94,7 @@ impl<W: Write> Timeline<W> {
                 }
                 table(s, &r.to_set());
             }
-            EventBody::Completion(c) => {
-                if let Some(r) = &c.result {
-                    if self.current != Some(c.statement) {
-                        let _ = writeln!(s, "  rows of #{}:", c.statement);
-                    }
-                    table(s, r);
-                }
-                completion(s, c, self.current)
-            }
+            EventBody::Completion(c) => outcome(s, c, self.current),
             EventBody::Notice(n) => {
                 let _ = writeln!(s, "{off} notice {}: {}", esc(&n.kind), esc(&n.message));
             }
@@ -283,6 +278,17 @@ fn table(s: &mut String, r: &ResultSet) {
     );
 }
 
+/// A completion with the rows it carries, if any.
+fn outcome(s: &mut String, c: &Completion, current: Option<u64>) {
+    if let Some(r) = &c.result {
+        if current != Some(c.statement) {
+            let _ = writeln!(s, "  rows of #{}:", c.statement);
+        }
+        table(s, r);
+    }
+    completion(s, c, current)
+}
+
 fn completion(s: &mut String, c: &Completion, current: Option<u64>) {
     s.push_str("  -> ");
     if current != Some(c.statement) {
@@ -401,18 +407,25 @@ mod tests {
         }
     }
 
-    /// Rows in a completion (what the recorder writes) and rows in a `Result` event of
-    /// their own (older recordings) read as the same timeline.
+    /// A statement carrying its completion and rows (what the recorder writes) and the
+    /// three as events of their own (older recordings) read as the same timeline.
     #[test]
     fn folded_and_separate_results_render_alike() {
         let folded = folded_events();
-        assert!(folded.len() < sample_events().len());
+        assert_eq!(folded.len(), sample_events().len() - 5);
         assert!(!folded
             .iter()
-            .any(|e| matches!(e.body, EventBody::Result(_))));
+            .any(|e| matches!(e.body, EventBody::Result(_) | EventBody::Completion(_))));
         assert_eq!(render(&folded), render(&sample_events()));
         // A completion whose rows belong to a statement other than the current one says so.
-        let t = render(&[folded[0].clone(), folded[2].clone()]);
+        let EventBody::Statement(first) = &folded[1].body else {
+            panic!("{folded:?}")
+        };
+        let alone = Event {
+            body: EventBody::Completion(*first.completion.clone().unwrap()),
+            ..folded[1].clone()
+        };
+        let t = render(&[folded[0].clone(), alone]);
         assert!(t.contains("  rows of #1:\n    id | name\n"), "{t}");
     }
 
@@ -427,8 +440,10 @@ mod tests {
             r.rows[0][1] = Some("a\nb\x1bc\u{9b}".into());
         }
         let mut folded = folded_events();
-        if let EventBody::Completion(c) = &mut folded[2].body {
+        if let EventBody::Statement(s) = &mut folded[1].body {
+            let c = s.completion.as_mut().unwrap();
             c.result.as_mut().unwrap().columns = vec!["\x1b[31mcol".to_owned()].into();
+            c.tag = Some("\x1b]0;x\x07".into());
         }
         assert!(!render(&folded).contains('\x1b'));
         let t = render(&events);

@@ -43,6 +43,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 class: "read".into(),
                 decision: "allowed".into(),
                 reason: None,
+                completion: None,
             }),
         ),
         (
@@ -80,6 +81,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 class: "destructive".into(),
                 decision: "denied".into(),
                 reason: Some("destructive statements need approval".into()),
+                completion: None,
             }),
         ),
         (
@@ -108,6 +110,7 @@ pub fn sample_bodies(sid: &str) -> Vec<(i64, EventBody)> {
                 class: "read".into(),
                 decision: "approved".into(),
                 reason: Some("approved by bob, \"ok\"".into()),
+                completion: None,
             }),
         ),
         (
@@ -208,8 +211,9 @@ pub fn sample_events() -> Vec<Event> {
         .collect()
 }
 
-/// [`sample_events`] as the current recorder writes them: each statement's rows in its
-/// completion instead of in a `Result` event of their own.
+/// [`sample_events`] as the current recorder writes them: each statement's completion
+/// in its statement event, and its rows in the completion, instead of a `Result` and a
+/// `Completion` event of their own.
 pub fn folded_events() -> Vec<Event> {
     let mut out: Vec<Event> = Vec::new();
     let mut pending: Option<ResultRows> = None;
@@ -220,10 +224,19 @@ pub fn folded_events() -> Vec<Event> {
                 if let Some(r) = pending.take().filter(|r| r.statement == c.statement) {
                     c.result = Some(r.to_set());
                 }
-                out.push(Event {
-                    body: EventBody::Completion(c),
-                    ..e
+                let owner = out.iter_mut().rev().find_map(|o| match &mut o.body {
+                    EventBody::Statement(s) if s.id == c.statement && s.completion.is_none() => {
+                        Some(s)
+                    }
+                    _ => None,
                 });
+                match owner {
+                    Some(s) => s.completion = Some(Box::new(c)),
+                    None => out.push(Event {
+                        body: EventBody::Completion(c),
+                        ..e
+                    }),
+                }
             }
             body => out.push(Event { body, ..e }),
         }

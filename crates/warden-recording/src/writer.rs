@@ -702,6 +702,7 @@ mod tests {
             class: "read".into(),
             decision: "allowed".into(),
             reason: None,
+            completion: None,
         };
         let dir = tempfile::tempdir().unwrap();
         let mut results = Vec::new();

@@ -152,10 +152,13 @@ async fn psycopg_session_replays_in_order_and_verifies() {
             .find(|s| s["sql"].as_str().unwrap().contains(needle))
             .unwrap_or_else(|| panic!("no statement with {needle:?} in {stmts:#?}"))
     };
+    // A statement carries its completion when both were written at the same
+    // ReadyForQuery (always, in this session: nothing runs across a flush).
+    assert!(!evs.iter().any(|e| e["type"] == "completion"), "{evs:#?}");
     let completion = |id: &Value| -> &Value {
-        evs.iter()
-            .find(|e| e["type"] == "completion" && e["statement"] == *id)
-            .unwrap_or_else(|| panic!("no completion for {id}"))
+        let c = &find_id(&stmts, id)["completion"];
+        assert_eq!(c["statement"], *id);
+        c
     };
     let ddl = find("create table rec_items");
     assert_eq!(completion(&ddl["id"])["tag"], "CREATE TABLE");
@@ -215,7 +218,8 @@ async fn psycopg_session_replays_in_order_and_verifies() {
 async fn tampering_is_named_by_verify() {
     let (_pg, gw, token) = start().await;
     let mut s = login(&gw, "app", &token).await;
-    for i in 1..=3 {
+    // One line per statement (with its completion), between the start and the end.
+    for i in 1..=6 {
         simple_query(&mut s, &format!("select {i}")).await.unwrap();
     }
     drop(s);
@@ -323,9 +327,7 @@ async fn sigkill_leaves_an_incomplete_session_with_every_acknowledged_statement(
             .iter()
             .find(|e| e["type"] == "statement" && e["sql"] == sql.as_str())
             .unwrap_or_else(|| panic!("{sql} missing"));
-        assert!(evs
-            .iter()
-            .any(|e| e["type"] == "completion" && e["statement"] == st["id"]));
+        assert_eq!(st["completion"]["statement"], st["id"], "{st}");
     }
     let (_, out) = cli(&gw, &["sessions", "verify", &id]);
     assert!(
@@ -561,4 +563,12 @@ async fn retention_purges_old_recordings_and_keeps_the_chain_verifiable() {
     let (ok, out) = cli(&gw, &["audit", "verify"]);
     assert!(ok, "{out}");
     simple_query(&mut live, "select 1").await.unwrap();
+}
+
+/// The statement event with `id` among `stmts`.
+fn find_id<'a>(stmts: &[&'a Value], id: &Value) -> &'a Value {
+    stmts
+        .iter()
+        .find(|s| s["id"] == *id)
+        .unwrap_or_else(|| panic!("no statement {id}"))
 }

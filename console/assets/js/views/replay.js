@@ -24,6 +24,19 @@ function resultTable(ev) {
     ev.truncated ? el('p', { class: 'muted', text: 'The recording cap left out further rows.' }) : null);
 }
 
+// How a statement ended, and the rows the client received (in older recordings, a
+// `result` event of their own).
+function outcome(ev) {
+  const masked = Object.entries(ev.masked ?? {});
+  return [el('div', { class: 'row' },
+    el('strong', { text: `Statement ${ev.statement} ${ev.error ? 'failed' : 'completed'}` }),
+    ev.error ? badge(ev.error.code, 'bad') : badge(ev.tag ?? 'done', 'ok'),
+    el('span', { class: 'muted', text: `${ev.rows} row${ev.rows === 1 ? '' : 's'} in ${micros(ev.duration_us)}` })),
+  ev.error ? el('p', { class: 'error' }, el('span', { text: ev.error.message })) : null,
+  ev.result ? resultTable({ ...ev.result, statement: ev.statement }) : null,
+  masked.length ? el('p', {}, 'Masked: ', masked.map(([rule, n], i) => [i ? ', ' : '', el('code', { text: rule }), ` × ${n}`])) : null];
+}
+
 function describe(ev) {
   switch (ev.type) {
     case 'session_start':
@@ -51,20 +64,13 @@ function describe(ev) {
             p === null ? el('em', { text: 'NULL' }) : el('code', { text: p })]))
           : null,
         ev.reason ? el('p', {}, `${ev.decision === 'denied' ? 'Denied' : 'Decision'}: `, el('span', { text: ev.reason })) : null,
+        // Usually the statement carries its completion; otherwise one follows on its own.
+        ev.completion ? el('div', { class: 'completion' }, outcome(ev.completion)) : null,
       ];
     case 'result':
       return [el('span', { class: 'muted', text: `Rows returned to the client for statement ${ev.statement}` }), resultTable(ev)];
-    case 'completion': {
-      const masked = Object.entries(ev.masked ?? {});
-      return [el('div', { class: 'row' },
-        el('strong', { text: `Statement ${ev.statement} ${ev.error ? 'failed' : 'completed'}` }),
-        ev.error ? badge(ev.error.code, 'bad') : badge(ev.tag ?? 'done', 'ok'),
-        el('span', { class: 'muted', text: `${ev.rows} row${ev.rows === 1 ? '' : 's'} in ${micros(ev.duration_us)}` })),
-      ev.error ? el('p', { class: 'error' }, el('span', { text: ev.error.message })) : null,
-      // The rows the client received (in older recordings, a `result` event of their own).
-      ev.result ? resultTable({ ...ev.result, statement: ev.statement }) : null,
-      masked.length ? el('p', {}, 'Masked: ', masked.map(([rule, n], i) => [i ? ', ' : '', el('code', { text: rule }), ` × ${n}`])) : null];
-    }
+    case 'completion':
+      return outcome(ev);
     case 'notice':
       return [el('div', { class: 'row' }, el('strong', { text: 'Notice' }), badge(ev.kind, 'warn')), el('p', { text: ev.message })];
     case 'session_end':
