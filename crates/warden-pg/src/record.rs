@@ -845,7 +845,8 @@ mod tests {
     /// Micro-benchmark of recording one `pgbench -S -M prepared` transaction, as the proxy
     /// drives it (Bind, Execute, Sync; RowDescription, DataRow, CommandComplete,
     /// ReadyForQuery, flush). Run with
-    /// `cargo test -p warden-pg --release -- --ignored --nocapture bench_`.
+    /// `cargo test -p warden-pg --release -- --ignored --nocapture bench_` (with
+    /// `BENCH_COLD=<MiB>`, caches swept before each transaction).
     #[test]
     #[ignore = "micro-benchmark; run in release with --ignored --nocapture"]
     fn bench_prepared_transaction() {
@@ -899,13 +900,37 @@ mod tests {
         for _ in 0..10_000 {
             one(&mut r);
         }
+        // BENCH_COLD=<MiB>: sweep that much memory before each transaction, evicting the
+        // recorder from the caches as the other processes of a busy machine do, and time
+        // the transactions alone.
+        let sweep: usize = std::env::var("BENCH_COLD")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let cold = sweep > 0;
+        let mut junk = vec![0u8; sweep << 20];
+        let n = if cold { N / 20 } else { N };
+        let mut spent = std::time::Duration::ZERO;
         let t = Instant::now();
-        for _ in 0..N {
-            one(&mut r);
+        for i in 0..n {
+            if cold {
+                for b in junk.iter_mut().step_by(64) {
+                    *b = b.wrapping_add(i as u8);
+                }
+                let t = Instant::now();
+                one(&mut r);
+                spent += t.elapsed();
+            } else {
+                one(&mut r);
+            }
         }
-        let ns = t.elapsed().as_nanos() as f64 / N as f64;
+        if !cold {
+            spent = t.elapsed();
+        }
+        std::hint::black_box(&junk);
+        let ns = spent.as_nanos() as f64 / n as f64;
         let path = r.writer.as_ref().unwrap().path().to_owned();
-        let bytes = std::fs::metadata(&path).unwrap().len() as f64 / (N + 10_000) as f64;
+        let bytes = std::fs::metadata(&path).unwrap().len() as f64 / (n + 10_000) as f64;
         println!("recorded prepared transaction: {ns:.0} ns ({bytes:.0} bytes)");
         if std::env::var_os("BENCH_SHOW").is_some() {
             r.finish("client_quit", None);
