@@ -719,19 +719,23 @@ mod tests {
         RowDescription::new(fields).unwrap().encode()[5..].to_vec()
     }
 
+    /// A recorder writing session `id` under `dir` (10 rows, 1 KiB per statement), and
+    /// its file.
+    fn recorder(dir: &std::path::Path, id: &str) -> (Recorder, std::path::PathBuf) {
+        let w = SessionWriter::create(dir, id).unwrap();
+        let path = w.path().to_owned();
+        let limits = RecordLimits {
+            max_rows: 10,
+            max_bytes: 1024,
+        };
+        (Recorder::new(w, limits), path)
+    }
+
     /// The cached RowDescription is used only while the target repeats it byte for byte.
     #[test]
     fn each_result_gets_its_own_columns() {
         let dir = tempfile::tempdir().unwrap();
-        let w = SessionWriter::create(dir.path(), "cols").unwrap();
-        let path = w.path().to_owned();
-        let mut r = Recorder::new(
-            w,
-            RecordLimits {
-                max_rows: 10,
-                max_bytes: 1024,
-            },
-        );
+        let (mut r, path) = recorder(dir.path(), "cols");
         let row = DataRow::new([Some(b"v".as_slice())]).unwrap().encode();
         let cc = CommandComplete::new("SELECT 1").encode();
         for names in [&["a"][..], &["a"], &["b", "c"], &["a"], &["\u{fffd}x"]] {
@@ -789,15 +793,7 @@ mod tests {
     #[test]
     fn running_statements_are_written_at_flush_and_end() {
         let dir = tempfile::tempdir().unwrap();
-        let w = SessionWriter::create(dir.path(), "running").unwrap();
-        let path = w.path().to_owned();
-        let mut r = Recorder::new(
-            w,
-            RecordLimits {
-                max_rows: 10,
-                max_bytes: 1024,
-            },
-        );
+        let (mut r, path) = recorder(dir.path(), "running");
         let analyze = warden_policy::statement::analyze_uncached;
         r.query("select 1", &analyze("select 1"));
         r.command_complete(b"SELECT 1\0");
