@@ -101,7 +101,7 @@ echo "== $ROUNDS interleaved rounds of ${SECS}s per run, $CLIENTS clients"
 for r in $(seq 1 "$ROUNDS"); do
   for mode in simple extended; do
     for t in direct masked exempt; do
-      out=$(pgbench -n -f "$WORK/rows.sql" -M "$mode" -c "$CLIENTS" -j 2 -T "$SECS" -d "$(dsn $t)" 2>&1) || { echo "$out" >&2; exit 1; }
+      out=$(pgbench -n -f "$WORK/rows.sql" -M "$mode" -c "$CLIENTS" -j 2 -T "$SECS" "$(dsn $t)" 2>&1) || { echo "$out" >&2; exit 1; }
       tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
       echo -e "$r\t$mode\t$t\t$tps" >> "$RESULTS"
       printf '  round %s %-8s %-7s tps=%s\n' "$r" "$mode" "$t" "$tps"

@@ -140,7 +140,7 @@ run_one() { # round case target
   case $3 in warden) pid=$WARDEN_PID ;; norec) pid=$NOREC_PID ;; esac
   [ -n "$pid" ] && before=$(cpu_ticks "$pid")
   # shellcheck disable=SC2086
-  out=$("${extra[@]}" pgbench $args -T "$SECS" -d "$(dsn "$3")" 2>&1) || { echo "$out" >&2; return 1; }
+  out=$("${extra[@]}" pgbench $args -T "$SECS" "$(dsn "$3")" 2>&1) || { echo "$out" >&2; return 1; }
   tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1)
   lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
   local txs
