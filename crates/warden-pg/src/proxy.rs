@@ -994,7 +994,7 @@ fn inspect_client(
             let analysis = ctx.analyzer.analyze(sql);
             if tag == b'Q' {
                 if let Some(held) = rate_limited(ctx, analysis.statements.len().max(1), || {
-                    recordable(sql, &analysis).0
+                    recordable(sql, &analysis).0.into_owned()
                 }) {
                     return Ok(Verdict::Hold(Box::new(held)));
                 }
@@ -1029,7 +1029,7 @@ fn inspect_client(
                                 review = Some(Held {
                                     rule,
                                     message,
-                                    sql: text,
+                                    sql: text.into_owned(),
                                     secret,
                                     class: class.as_str(),
                                     params: Vec::new(),

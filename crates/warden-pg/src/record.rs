@@ -8,16 +8,16 @@
 //! has been told is finished is on disk (in the page cache, which survives a killed
 //! process).
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use warden_policy::statement::{redact, Analysis};
 
 use crate::hold::Held;
-use warden_recording::event::{
-    Completion, ErrorInfo, EventBody, Notice, ResultSet, SessionEnd, Statement,
-};
+use warden_recording::encode::{self, CompletionRef, ResultRef, StatementHead};
+use warden_recording::event::{Completion, ErrorInfo, EventBody, Notice, SessionEnd, Statement};
 use warden_recording::writer::SessionWriter;
 use warden_wire::{
     BindRef, Close, DataRow, ErrorResponse, Frame, Message, ObjectKind, RowDescription,
@@ -55,21 +55,33 @@ struct Prepared {
 
 struct Portal {
     stmt: Prepared,
-    params: Arc<[Option<String>]>,
+    /// The Bind parameters as a JSON array, or empty when there are none; the unnamed
+    /// portal's buffer is reused by every Bind.
+    params: Vec<u8>,
 }
 
 /// A statement sent to the target and not yet finished.
+///
+/// Its event is rendered as JSON as the frames arrive ([`encode`]), into buffers the
+/// recorder reuses: no `String` per value, no event struct, no serde on the hot path.
 struct Pending {
     id: u64,
-    /// The statement event and its time, until it is written: with its completion when
-    /// that comes before the next flush (one line instead of two), alone otherwise.
-    event: Option<(i64, Statement)>,
+    /// When the statement was sent (unix µs): its event's time.
+    at_us: i64,
+    /// The statement event up to its completion, until it is written: with its
+    /// completion when that comes before the next flush (one line instead of two), alone
+    /// otherwise. Empty once written.
+    head: Vec<u8>,
     extended: bool,
     secret: bool,
     started: Instant,
-    columns: Arc<[String]>,
+    /// Column names (a JSON array) from the current result's RowDescription.
+    columns: Option<Arc<[u8]>>,
     binary: Arc<[bool]>,
-    rows: Vec<Vec<Option<String>>>,
+    /// The current result's recorded rows: JSON arrays separated by commas.
+    rows: Vec<u8>,
+    /// How many rows `rows` holds.
+    recorded: usize,
     bytes: usize,
     total_rows: u64,
     truncated: bool,
@@ -83,22 +95,89 @@ enum Queued {
     Sync,
 }
 
+/// Prepared statements or portals by name. The unnamed one, which most drivers use for
+/// every statement, is kept apart: no hashing or key comparison on the hot path.
+struct Named<T> {
+    unnamed: Option<T>,
+    named: HashMap<String, T>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named {
+            unnamed: None,
+            named: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Named<T> {
+    fn get(&self, name: &str) -> Option<&T> {
+        match name {
+            "" => self.unnamed.as_ref(),
+            _ => self.named.get(name),
+        }
+    }
+
+    fn insert(&mut self, name: &str, value: T) {
+        match name {
+            "" => self.unnamed = Some(value),
+            _ => drop(self.named.insert(name.to_owned(), value)),
+        }
+    }
+
+    /// The entry for `name`, created by `make` if missing (a new key only then; always
+    /// `Some`).
+    fn get_or_insert_with(&mut self, name: &str, make: impl FnOnce() -> T) -> Option<&mut T> {
+        if name.is_empty() {
+            return Some(self.unnamed.get_or_insert_with(make));
+        }
+        if !self.named.contains_key(name) {
+            self.named.insert(name.to_owned(), make());
+        }
+        self.named.get_mut(name)
+    }
+
+    fn remove(&mut self, name: &str) -> Option<T> {
+        match name {
+            "" => self.unnamed.take(),
+            _ => self.named.remove(name),
+        }
+    }
+}
+
+/// Buffers kept for reuse, at most this many and none larger than [`SPARE_CAPACITY`].
+const SPARE_BUFFERS: usize = 8;
+const SPARE_CAPACITY: usize = 64 * 1024;
+
+/// The last RowDescription body and what was read from it: a prepared statement sends
+/// the same one on every execution.
+#[derive(Default)]
+struct Described {
+    body: Vec<u8>,
+    /// Column names as a JSON array; `None` for a description without columns.
+    columns: Option<Arc<[u8]>>,
+    binary: Arc<[bool]>,
+}
+
 /// One session's recorder.
 pub struct Recorder {
     writer: Option<SessionWriter>,
     limits: RecordLimits,
     next_id: u64,
     queue: VecDeque<Queued>,
-    prepared: HashMap<String, Prepared>,
-    portals: HashMap<String, Portal>,
+    prepared: Named<Prepared>,
+    portals: Named<Portal>,
     /// Set when a ReadyForQuery was noted: flush before forwarding it.
     dirty: bool,
     failed: bool,
     /// Values masked in the statement in progress, per rule.
-    masked: std::collections::BTreeMap<String, u64>,
-    /// The last RowDescription body and what was read from it: a prepared statement
-    /// sends the same one on every execution.
-    last_description: (Vec<u8>, Arc<[String]>, Arc<[bool]>),
+    masked: BTreeMap<String, u64>,
+    last_description: Described,
+    /// Finished statements' buffers, for the next ones.
+    spare: Vec<Vec<u8>>,
+    /// Where a completion written as an event of its own is rendered.
+    line: Vec<u8>,
 }
 
 impl Recorder {
@@ -109,23 +188,54 @@ impl Recorder {
             limits,
             next_id: 1,
             queue: VecDeque::new(),
-            prepared: HashMap::new(),
-            portals: HashMap::new(),
+            prepared: Named::default(),
+            portals: Named::default(),
             dirty: false,
             failed: false,
             masked: Default::default(),
-            last_description: (Vec::new(), Arc::from([]), Arc::from([])),
+            last_description: Described::default(),
+            spare: Vec::new(),
+            line: Vec::new(),
         }
     }
 
     fn push(&mut self, body: EventBody) {
-        self.push_at(now_us(), body);
+        if let Some(w) = self.writer.as_mut() {
+            w.push(now_us(), body);
+        }
     }
 
-    fn push_at(&mut self, at_us: i64, body: EventBody) {
-        if let Some(w) = self.writer.as_mut() {
-            w.push(at_us, body);
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    fn recycle(&mut self, p: Pending) {
+        for mut b in [p.head, p.rows] {
+            if self.spare.len() < SPARE_BUFFERS && b.capacity() <= SPARE_CAPACITY {
+                b.clear();
+                self.spare.push(b);
+            }
         }
+    }
+
+    /// Queues a statement whose event `head` (from [`encode::statement_head`]) holds.
+    fn enqueue(&mut self, id: u64, extended: bool, secret: bool, head: Vec<u8>) {
+        let rows = self.buffer();
+        self.queue.push_back(Queued::Stmt(Pending {
+            id,
+            at_us: now_us(),
+            head,
+            extended,
+            secret,
+            started: Instant::now(),
+            columns: None,
+            binary: Arc::from([]),
+            rows,
+            recorded: 0,
+            bytes: 0,
+            total_rows: 0,
+            truncated: false,
+        }));
     }
 
     /// Writes the statement events of statements still running (a flush, or the end):
@@ -136,9 +246,7 @@ impl Recorder {
         };
         for q in self.queue.iter_mut() {
             if let Queued::Stmt(p) = q {
-                if let Some((at, st)) = p.event.take() {
-                    w.push(at, EventBody::Statement(st));
-                }
+                write_alone(w, p);
             }
         }
     }
@@ -151,43 +259,39 @@ impl Recorder {
     /// A client Query: one statement event for the whole text.
     pub fn query(&mut self, sql: &str, analysis: &Analysis) {
         let (text, secret) = recordable(sql, analysis);
-        self.query_as(text, secret, analysis.riskiest().as_str(), "allowed", None);
+        self.query_as(&text, secret, analysis.riskiest().as_str(), "allowed", None);
     }
 
     /// A held Query that was approved (`sql` is already in recordable form).
     pub fn held_query(&mut self, sql: &str, secret: bool, class: &'static str, reason: &str) {
-        self.query_as(
-            sql.to_owned(),
-            secret,
-            class,
-            "approved",
-            Some(reason.to_owned()),
-        );
+        self.query_as(sql, secret, class, "approved", Some(reason));
     }
 
     fn query_as(
         &mut self,
-        text: String,
+        text: &str,
         secret: bool,
         class: &'static str,
         decision: &'static str,
-        reason: Option<String>,
+        reason: Option<&str>,
     ) {
         let id = self.next_id;
         self.next_id += 1;
-        let stmt = Statement {
-            id,
-            protocol: "simple".into(),
-            sql: text.into(),
-            params: Arc::from([]),
-            redacted: secret,
-            class: class.into(),
-            decision: decision.into(),
-            reason,
-            completion: None,
-        };
-        self.queue
-            .push_back(Queued::Stmt(pending(id, false, secret, stmt)));
+        let mut head = self.buffer();
+        encode::statement_head(
+            &mut head,
+            &StatementHead {
+                id,
+                protocol: "simple",
+                sql: text,
+                params: &[],
+                redacted: secret,
+                class,
+                decision,
+                reason,
+            },
+        );
+        self.enqueue(id, false, secret, head);
     }
 
     /// A held statement that did not run (rejected, expired, withdrawn): its decision and
@@ -226,6 +330,7 @@ impl Recorder {
     }
 
     /// A statement that never reached the target, and the error the client got instead.
+    /// (Not the hot path: built as an event and serialised by serde.)
     fn not_run(&mut self, mut stmt: Statement, code: &str, message: &str) {
         let id = self.next_id;
         self.next_id += 1;
@@ -250,7 +355,7 @@ impl Recorder {
     pub fn parse(&mut self, name: &str, sql: &str, analysis: &Analysis, body: &[u8]) {
         let (text, secret) = recordable(sql, analysis);
         self.prepared.insert(
-            name.to_owned(),
+            name,
             Prepared {
                 sql: text.into(),
                 class: analysis.riskiest().as_str(),
@@ -275,29 +380,34 @@ impl Recorder {
                 secret: false,
                 types: Arc::from(Vec::new()),
             });
-        let params = b
-            .params()
-            .enumerate()
-            .map(|(i, p)| {
-                p.as_ref().map(|v| {
-                    if stmt.secret {
-                        REDACTED.to_owned()
-                    } else if b.param_format(i) == 1 {
-                        binary_text(v, stmt.types.get(i).copied().unwrap_or(0))
-                    } else {
-                        value_text(v, false)
-                    }
-                })
-            })
-            .collect();
-        let portal = Portal { stmt, params };
-        // The unnamed portal is rebound on every execution: no new key each time.
-        match self.portals.get_mut(b.portal) {
-            Some(p) => *p = portal,
-            None => {
-                self.portals.insert(b.portal.to_owned(), portal);
+        // The unnamed portal is rebound on every execution: its key and buffer are reused.
+        let Some(portal) = self.portals.get_or_insert_with(b.portal, || Portal {
+            stmt: stmt.clone(),
+            params: Vec::new(),
+        }) else {
+            return;
+        };
+        let params = &mut portal.params;
+        params.clear();
+        if b.param_count() > 0 {
+            params.push(b'[');
+            for (i, p) in b.params().enumerate() {
+                if i > 0 {
+                    params.push(b',');
+                }
+                match p {
+                    None => params.extend_from_slice(b"null"),
+                    Some(_) if stmt.secret => encode::str(params, REDACTED),
+                    Some(v) if b.param_format(i) == 1 => encode::str(
+                        params,
+                        &binary_text(v, stmt.types.get(i).copied().unwrap_or(0)),
+                    ),
+                    Some(v) => encode::value(params, v, false),
+                }
             }
+            params.push(b']');
         }
+        portal.stmt = stmt;
     }
 
     /// A client Execute: the statement event for the portal's statement.
@@ -307,43 +417,52 @@ impl Recorder {
 
     /// A held Execute that was approved.
     pub fn held_execute(&mut self, portal: &str, reason: &str) {
-        self.execute_as(portal, "approved", Some(reason.to_owned()));
+        self.execute_as(portal, "approved", Some(reason));
     }
 
-    fn execute_as(&mut self, portal: &str, decision: &'static str, reason: Option<String>) {
+    fn execute_as(&mut self, portal: &str, decision: &'static str, reason: Option<&str>) {
         let id = self.next_id;
         self.next_id += 1;
-        let (sql, params, class, secret) = match self.portals.get(portal) {
+        let mut head = self.buffer();
+        let (h, secret) = match self.portals.get(portal) {
             Some(p) => (
-                p.stmt.sql.clone(),
-                p.params.clone(),
-                p.stmt.class,
+                StatementHead {
+                    id,
+                    protocol: "extended",
+                    sql: &p.stmt.sql,
+                    params: &p.params,
+                    redacted: p.stmt.secret,
+                    class: p.stmt.class,
+                    decision,
+                    reason,
+                },
                 p.stmt.secret,
             ),
-            None => ("<unknown portal>".into(), Arc::from([]), "unknown", false),
+            None => (
+                StatementHead {
+                    id,
+                    protocol: "extended",
+                    sql: "<unknown portal>",
+                    params: &[],
+                    redacted: false,
+                    class: "unknown",
+                    decision,
+                    reason,
+                },
+                false,
+            ),
         };
-        let stmt = Statement {
-            id,
-            protocol: "extended".into(),
-            sql,
-            params,
-            redacted: secret,
-            class: class.into(),
-            decision: decision.into(),
-            reason,
-            completion: None,
-        };
-        self.queue
-            .push_back(Queued::Stmt(pending(id, true, secret, stmt)));
+        encode::statement_head(&mut head, &h);
+        self.enqueue(id, true, secret, head);
     }
 
     /// A client Close.
     pub fn close(&mut self, frame: &Frame) {
         if let Ok(c) = Close::from_frame(frame) {
             match c.kind {
-                ObjectKind::Statement => self.prepared.remove(&c.name),
-                ObjectKind::Portal => self.portals.remove(&c.name).map(|p| p.stmt),
-            };
+                ObjectKind::Statement => drop(self.prepared.remove(&c.name)),
+                ObjectKind::Portal => drop(self.portals.remove(&c.name)),
+            }
         }
     }
 
@@ -364,7 +483,7 @@ impl Recorder {
     pub fn wants_row(&mut self, len: usize) -> bool {
         let limits = self.limits;
         match self.head() {
-            Some(p) => p.rows.len() < limits.max_rows && p.bytes + len <= limits.max_bytes,
+            Some(p) => p.recorded < limits.max_rows && p.bytes + len <= limits.max_bytes,
             None => false,
         }
     }
@@ -379,20 +498,27 @@ impl Recorder {
 
     /// A target RowDescription (its body).
     pub fn row_description(&mut self, body: &[u8]) {
-        if self.last_description.0 != body {
+        if self.last_description.body != body {
             let Ok(rd) = RowDescription::from_frame(&Frame::new(b'T', body)) else {
                 return;
             };
-            self.last_description = (
-                body.to_vec(),
-                rd.fields().iter().map(|f| f.name.clone()).collect(),
-                rd.fields().iter().map(|f| f.format == 1).collect(),
-            );
+            let fields = rd.fields();
+            let columns = (!fields.is_empty()).then(|| {
+                let mut json = Vec::new();
+                encode::str_array(
+                    &mut json,
+                    &fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
+                );
+                Arc::from(json)
+            });
+            self.last_description = Described {
+                body: body.to_vec(),
+                columns,
+                binary: fields.iter().map(|f| f.format == 1).collect(),
+            };
         }
-        let (columns, binary) = (
-            self.last_description.1.clone(),
-            self.last_description.2.clone(),
-        );
+        let columns = self.last_description.columns.clone();
+        let binary = self.last_description.binary.clone();
         if let Some(p) = self.head() {
             p.columns = columns;
             p.binary = binary;
@@ -408,23 +534,27 @@ impl Recorder {
         if let Some(p) = self.head() {
             p.total_rows += 1;
             p.bytes += len;
-            let values = values
-                .enumerate()
-                .map(|(i, v)| {
-                    v.map(|v| {
-                        if p.secret {
-                            REDACTED.to_owned()
-                        } else {
-                            value_text(v, p.binary.get(i).copied().unwrap_or(false))
-                        }
-                    })
-                })
-                .collect();
-            p.rows.push(values);
+            let rows = &mut p.rows;
+            if p.recorded > 0 {
+                rows.push(b',');
+            }
+            rows.push(b'[');
+            for (i, v) in values.enumerate() {
+                if i > 0 {
+                    rows.push(b',');
+                }
+                match v {
+                    None => rows.extend_from_slice(b"null"),
+                    Some(_) if p.secret => encode::str(rows, REDACTED),
+                    Some(v) => encode::value(rows, v, p.binary.get(i).copied().unwrap_or(false)),
+                }
+            }
+            rows.push(b']');
+            p.recorded += 1;
         }
     }
 
-    fn finish_result(&mut self, tag: Option<String>, error: Option<ErrorInfo>, pop: bool) {
+    fn finish_result(&mut self, tag: Option<&str>, error: Option<ErrorInfo>, pop: bool) {
         let Some(pos) = self.queue.iter().position(|q| matches!(q, Queued::Stmt(_))) else {
             // An error with no statement pending (e.g. the server shutting down).
             if let Some(e) = error {
@@ -435,68 +565,58 @@ impl Recorder {
             }
             return;
         };
+        let masked = std::mem::take(&mut self.masked);
         let Some(Queued::Stmt(p)) = self.queue.get_mut(pos) else {
             return;
         };
-        let id = p.id;
-        let rows = std::mem::take(&mut p.rows);
-        let columns = std::mem::replace(&mut p.columns, Arc::from([]));
-        let truncated = std::mem::replace(&mut p.truncated, false);
-        let total = std::mem::replace(&mut p.total_rows, 0);
-        p.bytes = 0;
-        let duration_us = p.started.elapsed().as_micros() as u64;
-        let secret = p.secret;
-        let event = p.event.take();
-        if pop || p.extended {
-            self.queue.remove(pos);
-        }
-        let result = (!columns.is_empty() || !rows.is_empty()).then_some(ResultSet {
-            columns,
-            rows,
-            truncated,
-        });
         let error = error.map(|mut e| {
-            if secret {
+            if p.secret {
                 e.message = REDACTED.into();
             }
             e
         });
-        let masked = std::mem::take(&mut self.masked);
-        let completion = Completion {
-            statement: id,
+        let result = (p.columns.is_some() || p.recorded > 0).then(|| ResultRef {
+            columns: p.columns.as_deref().unwrap_or(b""),
+            rows: &p.rows,
+            truncated: p.truncated,
+        });
+        let c = CompletionRef {
+            statement: p.id,
             tag,
-            rows: total,
-            error,
-            duration_us,
-            masked,
+            rows: p.total_rows,
+            error: error.as_ref(),
+            duration_us: p.started.elapsed().as_micros() as u64,
+            masked: &masked,
             result,
         };
-        self.complete(event, completion);
-    }
-
-    /// Writes a completion: inside its statement's event when that is not written yet.
-    fn complete(&mut self, event: Option<(i64, Statement)>, completion: Completion) {
-        match event {
-            Some((at, mut st)) => {
-                st.completion = Some(Box::new(completion));
-                self.push_at(at, EventBody::Statement(st));
+        if let Some(w) = self.writer.as_mut() {
+            write_completion(w, &mut self.line, &mut p.head, p.at_us, &c);
+        }
+        p.rows.clear();
+        p.recorded = 0;
+        p.columns = None;
+        p.truncated = false;
+        p.total_rows = 0;
+        p.bytes = 0;
+        if pop || p.extended {
+            if let Some(Queued::Stmt(p)) = self.queue.remove(pos) {
+                self.recycle(p);
             }
-            None => self.push(EventBody::Completion(completion)),
         }
     }
 
     /// A target CommandComplete (its body: the tag and a NUL).
     pub fn command_complete(&mut self, body: &[u8]) {
         let tag = match body.split_last() {
-            Some((0, tag)) if !tag.contains(&0) => String::from_utf8_lossy(tag).into_owned(),
-            _ => String::new(),
+            Some((0, tag)) if !tag.contains(&0) => String::from_utf8_lossy(tag),
+            _ => "".into(),
         };
-        self.finish_result(Some(tag), None, false);
+        self.finish_result(Some(&tag), None, false);
     }
 
     /// A target EmptyQueryResponse or PortalSuspended.
     pub fn finished_without_tag(&mut self, what: &str) {
-        self.finish_result(Some(what.to_owned()), None, false);
+        self.finish_result(Some(what), None, false);
     }
 
     /// A target ErrorResponse.
@@ -519,31 +639,33 @@ impl Recorder {
         while let Some(q) = self.queue.pop_front() {
             match q {
                 Queued::Sync => break,
-                Queued::Stmt(p) if !p.extended => {
+                Queued::Stmt(mut p) if !p.extended => {
                     // Its completions were written as they came.
-                    if let Some((at, st)) = p.event {
-                        self.push_at(at, EventBody::Statement(st));
+                    if let Some(w) = self.writer.as_mut() {
+                        write_alone(w, &mut p);
                     }
+                    self.recycle(p);
                     break;
                 }
                 Queued::Stmt(mut p) => {
                     // Not run: an earlier statement of the pipeline failed.
-                    let event = p.event.take();
-                    self.complete(
-                        event,
-                        Completion {
-                            statement: p.id,
-                            tag: None,
-                            rows: 0,
-                            error: Some(ErrorInfo {
-                                code: "-".into(),
-                                message: "not run: an earlier statement before Sync failed".into(),
-                            }),
-                            duration_us: 0,
-                            masked: Default::default(),
-                            result: None,
-                        },
-                    );
+                    let error = ErrorInfo {
+                        code: "-".into(),
+                        message: "not run: an earlier statement before Sync failed".into(),
+                    };
+                    let c = CompletionRef {
+                        statement: p.id,
+                        tag: None,
+                        rows: 0,
+                        error: Some(&error),
+                        duration_us: 0,
+                        masked: &BTreeMap::new(),
+                        result: None,
+                    };
+                    if let Some(w) = self.writer.as_mut() {
+                        write_completion(w, &mut self.line, &mut p.head, p.at_us, &c);
+                    }
+                    self.recycle(p);
                 }
             }
         }
@@ -609,28 +731,41 @@ impl Recorder {
     }
 }
 
-/// The text to record for `sql`, and whether it was redacted because it may hold a secret.
-pub(crate) fn recordable(sql: &str, analysis: &Analysis) -> (String, bool) {
-    if analysis.may_hold_secret(sql) {
-        (redact(sql), true)
-    } else {
-        (sql.to_owned(), false)
+/// Writes a statement's event without its completion, unless already written.
+fn write_alone(w: &mut SessionWriter, p: &mut Pending) {
+    if !p.head.is_empty() {
+        encode::close_statement(&mut p.head);
+        w.push_object(p.at_us, &p.head);
+        p.head.clear();
     }
 }
 
-fn pending(id: u64, extended: bool, secret: bool, stmt: Statement) -> Pending {
-    Pending {
-        id,
-        event: Some((now_us(), stmt)),
-        extended,
-        secret,
-        started: Instant::now(),
-        columns: Arc::from([]),
-        binary: Arc::from([]),
-        rows: Vec::new(),
-        bytes: 0,
-        total_rows: 0,
-        truncated: false,
+/// Writes a completion: inside its statement's event (`head`) when that is not written
+/// yet, as an event of its own (rendered in `line`) otherwise.
+fn write_completion(
+    w: &mut SessionWriter,
+    line: &mut Vec<u8>,
+    head: &mut Vec<u8>,
+    at_us: i64,
+    c: &CompletionRef<'_>,
+) {
+    if head.is_empty() {
+        line.clear();
+        encode::completion_event(line, c);
+        w.push_object(now_us(), line);
+    } else {
+        encode::embed_completion(head, c);
+        w.push_object(at_us, head);
+        head.clear();
+    }
+}
+
+/// The text to record for `sql`, and whether it was redacted because it may hold a secret.
+pub(crate) fn recordable<'a>(sql: &'a str, analysis: &Analysis) -> (Cow<'a, str>, bool) {
+    if analysis.may_hold_secret(sql) {
+        (redact(sql).into(), true)
+    } else {
+        (sql.into(), false)
     }
 }
 
@@ -729,6 +864,86 @@ mod tests {
             max_bytes: 1024,
         };
         (Recorder::new(w, limits), path)
+    }
+
+    /// Named and unnamed statements and portals are kept apart, rebound and closed.
+    #[test]
+    fn statements_and_portals_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut r, path) = recorder(dir.path(), "names");
+        let parse = |r: &mut Recorder, name: &str, sql: &str| {
+            r.parse(
+                name,
+                sql,
+                &warden_policy::statement::analyze_uncached(sql),
+                b"",
+            )
+        };
+        let bind = |r: &mut Recorder, portal: &str, stmt: &str, v: &str| {
+            let b = warden_wire::Bind::new(portal, stmt, &[], &[Some(v.as_bytes())], &[])
+                .unwrap()
+                .encode();
+            r.bind(&b[5..]);
+        };
+        let close = |r: &mut Recorder, kind, name: &str| {
+            let c = Close {
+                kind,
+                name: name.into(),
+            };
+            r.close(&c.to_frame());
+        };
+        let run = |r: &mut Recorder, portal: &str| {
+            r.execute(portal);
+            r.sync();
+            r.command_complete(b"SELECT 1\0");
+            r.ready();
+        };
+        parse(&mut r, "", "select 1");
+        parse(&mut r, "s1", "select 2");
+        bind(&mut r, "", "", "a");
+        bind(&mut r, "p1", "s1", "b");
+        run(&mut r, "p1");
+        run(&mut r, "");
+        // Rebinding the unnamed portal to the named statement, twice.
+        bind(&mut r, "", "s1", "c");
+        bind(&mut r, "", "s1", "d");
+        run(&mut r, "");
+        run(&mut r, "p1");
+        close(&mut r, ObjectKind::Statement, "");
+        close(&mut r, ObjectKind::Portal, "p1");
+        bind(&mut r, "", "", "e");
+        run(&mut r, "");
+        run(&mut r, "p1");
+        parse(&mut r, "", "select 3");
+        bind(&mut r, "", "", "f");
+        run(&mut r, "");
+        r.flush_if_dirty().unwrap();
+        r.finish("client_quit", None);
+        let rec = warden_recording::read_file(&path).unwrap();
+        let seen: Vec<(String, Vec<Option<String>>)> = rec
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Statement(s) => Some((s.sql.to_string(), s.params.to_vec())),
+                _ => None,
+            })
+            .collect();
+        let v = |s: &str| vec![Some(s.to_owned())];
+        assert_eq!(
+            seen,
+            [
+                ("select 2".into(), v("b")),
+                ("select 1".into(), v("a")),
+                ("select 2".into(), v("d")),
+                ("select 2".into(), v("b")),
+                (
+                    "<a statement prepared before recording started>".into(),
+                    v("e")
+                ),
+                ("<unknown portal>".into(), vec![]),
+                ("select 3".into(), v("f")),
+            ]
+        );
     }
 
     /// The cached RowDescription is used only while the target repeats it byte for byte.

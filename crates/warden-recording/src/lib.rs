@@ -28,6 +28,8 @@
 //!
 //! * [`writer`]: [`SessionWriter`], used on the proxy's hot path (buffered, copied into a
 //!   mapped window of the file at each flush, no fsync until [`SessionWriter::finish`]).
+//! * [`encode`]: hand-written JSON for statement events, which the proxy renders as
+//!   frames arrive and hands to [`SessionWriter::push_object`].
 //! * [`reader`]: [`read_file`] into a [`Recording`].
 //! * [`verify`]: [`verify_file`], naming edits, dropped, reordered and duplicated lines.
 //! * [`mod@export`]: JSON, NDJSON and CSV exports ([`export()`]).
@@ -40,6 +42,7 @@
 #![deny(unsafe_code)]
 
 pub mod chain;
+pub mod encode;
 pub mod event;
 pub mod export;
 mod line;

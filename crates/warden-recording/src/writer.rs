@@ -120,12 +120,45 @@ impl SessionWriter {
 
     /// Appends an event to the buffer and returns its `seq`. No I/O.
     pub fn push(&mut self, at_us: i64, body: EventBody) -> u64 {
+        self.push_line(at_us, |buf, seq| write_event(buf, seq, at_us, &body))
+    }
+
+    /// Appends an event whose body is already JSON: an object whose first field is
+    /// `"type"`, as [`crate::encode`] writes them. Returns its `seq`. No I/O.
+    ///
+    /// Anything else is not written as given: a `recording_error` notice takes its place,
+    /// so the chain stays whole and the gap is on record.
+    pub fn push_object(&mut self, at_us: i64, body: &[u8]) -> u64 {
+        self.push_line(at_us, |buf, seq| {
+            if !(body.starts_with(b"{\"type\":") && body.ends_with(b"}")) {
+                return Err(serde::ser::Error::custom(
+                    "an event body is not an object starting with its type",
+                ));
+            }
+            let mut num = itoa::Buffer::new();
+            buf.extend_from_slice(b"{\"seq\":");
+            buf.extend_from_slice(num.format(seq).as_bytes());
+            buf.extend_from_slice(b",\"at_us\":");
+            buf.extend_from_slice(num.format(at_us).as_bytes());
+            buf.push(b',');
+            buf.extend_from_slice(&body[1..]);
+            Ok(())
+        })
+    }
+
+    /// Writes one line: the hash prefix, the JSON `write` appends, the newline; advances
+    /// the chain.
+    fn push_line(
+        &mut self,
+        at_us: i64,
+        write: impl FnOnce(&mut Vec<u8>, u64) -> serde_json::Result<()>,
+    ) -> u64 {
         let seq = self.next_seq;
         let start = self.buf.len();
         self.buf.extend_from_slice(&[0u8; PREFIX_LEN]);
-        if let Err(e) = write_event(&mut self.buf, seq, at_us, &body) {
-            // Not reachable for these types (string keys only), but a recording must
-            // never lose its chain: record the failure instead of the event.
+        if let Err(e) = write(&mut self.buf, seq) {
+            // A recording must never lose its chain: record the failure instead of the
+            // event.
             self.buf.truncate(start + PREFIX_LEN);
             let fallback = EventBody::Notice(Notice {
                 kind: "recording_error".into(),
@@ -645,23 +678,24 @@ mod tests {
         assert_eq!(read_file(&path).unwrap().events.len(), 2);
     }
 
+    fn sample_statement() -> Statement {
+        Statement {
+            id: 3,
+            protocol: "extended".into(),
+            sql: "SELECT $1".into(),
+            params: vec![Some("4".to_owned()), None].into(),
+            class: "read".into(),
+            decision: "allowed".into(),
+            ..Default::default()
+        }
+    }
+
     /// The hot-path serialisation writes what `Event` reads, in a fixed field order.
     #[test]
     fn line_json_layout() {
         let dir = tempfile::tempdir().unwrap();
         let mut w = SessionWriter::create(dir.path(), SID).unwrap();
-        w.push(
-            -7,
-            EventBody::Statement(Statement {
-                id: 3,
-                protocol: "extended".into(),
-                sql: "SELECT $1".into(),
-                params: vec![Some("4".to_owned()), None].into(),
-                class: "read".into(),
-                decision: "allowed".into(),
-                ..Default::default()
-            }),
-        );
+        w.push(-7, EventBody::Statement(sample_statement()));
         let json = String::from_utf8(w.buf[PREFIX_LEN..w.buf.len() - 1].to_vec()).unwrap();
         assert_eq!(
             json,
@@ -669,6 +703,65 @@ mod tests {
         );
         let e: crate::event::Event = serde_json::from_str(&json).unwrap();
         assert_eq!((e.seq, e.at_us), (0, -7));
+    }
+
+    #[test]
+    fn push_object_writes_what_push_writes() {
+        let st = sample_statement();
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = SessionWriter::create(dir.path(), "a-1").unwrap();
+        let mut b = SessionWriter::create(dir.path(), "a-1x").unwrap();
+        // Same genesis, so the same lines must hash the same.
+        b.head = a.head;
+        a.push(5, EventBody::Statement(st.clone()));
+        let body = serde_json::to_vec(&EventBody::Statement(st)).unwrap();
+        b.push_object(5, &body);
+        assert_eq!(
+            String::from_utf8_lossy(&a.buf),
+            String::from_utf8_lossy(&b.buf)
+        );
+    }
+
+    #[test]
+    fn push_object_refuses_what_is_not_an_event_body_and_keeps_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SessionWriter::create(dir.path(), SID).unwrap();
+        w.push(
+            1,
+            EventBody::SessionStart(crate::event::SessionStart {
+                session_id: SID.into(),
+                ..Default::default()
+            }),
+        );
+        let hostile: [&[u8]; 6] = [
+            b"",
+            b"{}",
+            b"[1]",
+            b"{\"type\":\"statement\"",
+            b"{\"seq\":9,\"type\":\"notice\"}",
+            b"\"type\":1}",
+        ];
+        for body in hostile {
+            w.push_object(2, body);
+        }
+        w.push_object(3, br#"{"type":"notice","kind":"k","message":"m"}"#);
+        let path = w.path().to_owned();
+        w.flush().unwrap();
+        drop(w);
+        let rec = crate::reader::read_file(&path).unwrap();
+        let kinds: Vec<String> = rec
+            .events
+            .iter()
+            .filter_map(|e| match &e.body {
+                EventBody::Notice(n) => Some(n.kind.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut want = vec!["recording_error".to_owned(); hostile.len()];
+        want.push("k".into());
+        assert_eq!(kinds, want);
+        let report = crate::verify::verify_file(&path, SID).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 
     #[test]
