@@ -789,11 +789,12 @@ where
             }
         }
         if ready > 0 {
+            let mut flushed = false;
             if dir == Direction::ToClient {
                 if let Some(r) = &ctx.recorder {
                     // What the client is about to be told is finished is on disk first;
                     // a session that cannot be recorded ends (fail closed).
-                    lock(r)
+                    flushed = lock(r)
                         .flush_if_dirty()
                         .map_err(|e| SessionError::Recording(e.to_string()))?;
                 }
@@ -820,6 +821,11 @@ where
             }
             // A no-op on TCP; TLS buffers records until flushed.
             wr.flush().await.map_err(|e| dir.write_error(e))?;
+            if let (true, Some(r)) = (flushed, &ctx.recorder) {
+                // The client has its answer: the file's housekeeping for the next ones
+                // is done while it thinks.
+                lock(r).prepare();
+            }
         }
         if let (Some((len, Cut::Hold { tag, held, portal })), Side::ToTarget(inject)) =
             (&cut, &side)

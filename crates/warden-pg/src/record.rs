@@ -688,11 +688,12 @@ impl Recorder {
         self.dirty = true;
     }
 
-    /// Writes buffered events if a ReadyForQuery (or notice) asked for it. A failed write
-    /// is an error: the caller ends the session rather than run it unrecorded.
-    pub fn flush_if_dirty(&mut self) -> std::io::Result<()> {
+    /// Writes buffered events if a ReadyForQuery (or notice) asked for it; says whether
+    /// it did. A failed write is an error: the caller ends the session rather than run
+    /// it unrecorded.
+    pub fn flush_if_dirty(&mut self) -> std::io::Result<bool> {
         if !std::mem::take(&mut self.dirty) {
-            return Ok(());
+            return Ok(false);
         }
         self.write_running();
         if let Some(w) = self.writer.as_mut() {
@@ -705,7 +706,16 @@ impl Recorder {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Readies the recording's file for the next statements (see
+    /// [`SessionWriter::prepare`]): call after forwarding a ReadyForQuery, when no one
+    /// waits on the gateway.
+    pub fn prepare(&mut self) {
+        if let Some(w) = self.writer.as_mut() {
+            w.prepare();
+        }
     }
 
     /// Ends the recording; returns the final hash.
@@ -1107,6 +1117,7 @@ mod tests {
             r.command_complete(&cc[5..]);
             r.ready();
             r.flush_if_dirty().unwrap();
+            r.prepare();
         };
         for _ in 0..10_000 {
             one(&mut r);
@@ -1141,10 +1152,10 @@ mod tests {
         std::hint::black_box(&junk);
         let ns = spent.as_nanos() as f64 / n as f64;
         let path = r.writer.as_ref().unwrap().path().to_owned();
+        r.finish("client_quit", None);
         let bytes = std::fs::metadata(&path).unwrap().len() as f64 / (n + 10_000) as f64;
         println!("recorded prepared transaction: {ns:.0} ns ({bytes:.0} bytes)");
         if std::env::var_os("BENCH_SHOW").is_some() {
-            r.finish("client_quit", None);
             let text = std::fs::read_to_string(path).unwrap();
             let lines: Vec<&str> = text.lines().collect();
             println!("{}", lines[lines.len() - 4..lines.len() - 1].join("\n"));

@@ -30,6 +30,8 @@ const INITIAL_CAPACITY: usize = 16 * 1024;
 const FIRST_WINDOW: u64 = 64 * 1024;
 /// The largest window (a flush larger than this gets a window of its own size).
 const MAX_WINDOW: u64 = 4 * 1024 * 1024;
+/// [`SessionWriter::prepare`] maps the next window when the current one has less room.
+const PREPARE_ROOM: u64 = 16 * 1024;
 
 /// Appends one session's events to its `.wrec` file.
 ///
@@ -201,11 +203,7 @@ impl SessionWriter {
         let need = self.buf.len() as u64;
         let room = self.window.as_ref().map_or(0, |w| w.room(self.len));
         if room < need {
-            // The old window is unmapped first: its pages stay in the page cache.
-            let size = self.window.as_ref().map_or(FIRST_WINDOW, |w| w.len() * 2);
-            self.window = None;
-            let size = size.clamp(FIRST_WINDOW, MAX_WINDOW).max(need);
-            self.window = Some(mapped::Window::new(&self.file, self.len, size)?);
+            self.next_window(need)?;
         }
         let Some(w) = self.window.as_mut() else {
             return Err(io::Error::other("recording window missing"));
@@ -214,6 +212,38 @@ impl SessionWriter {
         self.len += need;
         self.buf.clear();
         Ok(())
+    }
+
+    /// Maps a window starting at the end of the recording, with room for at least
+    /// `need` bytes: twice the last window's size, up to [`MAX_WINDOW`].
+    fn next_window(&mut self, need: u64) -> io::Result<()> {
+        // The old window is unmapped first: its pages stay in the page cache.
+        let size = self.window.as_ref().map_or(FIRST_WINDOW, |w| w.len() * 2);
+        self.window = None;
+        let size = size.clamp(FIRST_WINDOW, MAX_WINDOW).max(need);
+        self.window = Some(mapped::Window::new(&self.file, self.len, size)?);
+        Ok(())
+    }
+
+    /// Readies the file for the next flushes, off the path a client waits on: maps the
+    /// next window when this one is nearly full, and makes the pages ahead of the end
+    /// writable. Call it after forwarding what the last flush made durable.
+    ///
+    /// That work is most of what writing a recording costs the kernel (a page-cache page
+    /// per 4 KiB, and its filesystem bookkeeping); done here, a flush is mostly a copy.
+    /// A failure is left for the next flush, which retries the same work and reports it.
+    pub fn prepare(&mut self) {
+        if !self.mapped {
+            return;
+        }
+        let room = self.window.as_ref().map_or(0, |w| w.room(self.len));
+        if room < PREPARE_ROOM && self.next_window(PREPARE_ROOM).is_err() {
+            self.window = None;
+            return;
+        }
+        if let Some(w) = self.window.as_mut() {
+            w.prefault_at(self.len);
+        }
     }
 
     fn flush_appending(&mut self) -> io::Result<()> {
@@ -362,13 +392,13 @@ mod mapped {
     pub(super) struct Window {
         map: memmap2::MmapMut,
         /// File offset of `map[0]`.
-        base: u64,
+        pub(super) base: u64,
         /// Bytes from `map[0]` whose pages are already writable (see [`prefault`]).
-        prefaulted: usize,
+        pub(super) prefaulted: usize,
     }
 
     /// How far ahead of the last write pages are made writable.
-    const PREFAULT_AHEAD: usize = 64 * 1024;
+    pub(super) const PREFAULT_AHEAD: usize = 64 * 1024;
 
     impl Window {
         /// Preallocates `[base, base + len)` (growing the file) and maps it.
@@ -418,6 +448,13 @@ mod mapped {
             let done = false;
             // When the kernel cannot, stop asking: the copies fault pages in as they go.
             self.prefaulted = if done { to } else { self.map.len() };
+        }
+
+        /// Keeps at least half of [`PREFAULT_AHEAD`] beyond file offset `at` writable,
+        /// so the next copies need no [`prefault`](Self::prefault) of their own.
+        pub(super) fn prefault_at(&mut self, at: u64) {
+            let end = at.saturating_sub(self.base) as usize + PREFAULT_AHEAD / 2;
+            self.prefault(end.min(self.map.len()));
         }
 
         pub(super) fn len(&self) -> u64 {
@@ -593,6 +630,9 @@ mod tests {
                 );
                 if i % 7 == 0 {
                     w.flush().unwrap();
+                    if i % 14 == 0 {
+                        w.prepare();
+                    }
                 }
             }
             w.flush().unwrap();
@@ -631,6 +671,56 @@ mod tests {
 
     /// A killed gateway leaves the window's zeros: the recording reads to its last
     /// flushed event, and trimming cuts exactly the zeros.
+    /// After `prepare`, the next flush has a mapped window with room and writable pages
+    /// ahead: it only copies.
+    #[test]
+    fn prepare_keeps_room_and_writable_pages_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = SessionWriter::create(dir.path(), SID).unwrap();
+        if !w.mapped {
+            return;
+        }
+        w.push(
+            1,
+            EventBody::SessionStart(SessionStart {
+                session_id: SID.into(),
+                ..Default::default()
+            }),
+        );
+        let mut windows = std::collections::BTreeSet::new();
+        for i in 0..5000 {
+            w.push(
+                i,
+                EventBody::Statement(Statement {
+                    id: i as u64,
+                    sql: "SELECT abalance FROM pgbench_accounts WHERE aid = $1;".into(),
+                    ..Default::default()
+                }),
+            );
+            w.flush().unwrap();
+            w.prepare();
+            let win = w.window.as_ref().unwrap();
+            assert!(win.room(w.len) >= PREPARE_ROOM, "{i}");
+            let at = (w.len - win.base) as usize;
+            assert!(
+                win.prefaulted >= (at + mapped::PREFAULT_AHEAD / 2).min(win.len() as usize),
+                "{i}: {} {at}",
+                win.prefaulted
+            );
+            windows.insert(win.base);
+        }
+        // Windows were mapped ahead of need, more than one.
+        assert!(windows.len() > 2, "{windows:?}");
+        let path = w.path().to_owned();
+        w.finish(9, SessionEnd::default()).unwrap();
+        let r = read_file(&path).unwrap();
+        assert_eq!(r.events.len(), 5002);
+        assert!(crate::verify::verify_file(&path, SID)
+            .unwrap()
+            .problems
+            .is_empty());
+    }
+
     #[test]
     fn killed_writer_leaves_a_readable_file_that_trims_to_its_events() {
         let dir = tempfile::tempdir().unwrap();
