@@ -390,22 +390,16 @@ impl Recorder {
         let params = &mut portal.params;
         params.clear();
         if b.param_count() > 0 {
-            params.push(b'[');
-            for (i, p) in b.params().enumerate() {
-                if i > 0 {
-                    params.push(b',');
+            encode::values(params, b.params(), |buf, i, v| {
+                if stmt.secret {
+                    encode::str(buf, REDACTED)
+                } else if b.param_format(i) == 1 {
+                    let oid = stmt.types.get(i).copied().unwrap_or(0);
+                    encode::str(buf, &binary_text(v, oid))
+                } else {
+                    encode::value(buf, v, false)
                 }
-                match p {
-                    None => params.extend_from_slice(b"null"),
-                    Some(_) if stmt.secret => encode::str(params, REDACTED),
-                    Some(v) if b.param_format(i) == 1 => encode::str(
-                        params,
-                        &binary_text(v, stmt.types.get(i).copied().unwrap_or(0)),
-                    ),
-                    Some(v) => encode::value(params, v, false),
-                }
-            }
-            params.push(b']');
+            });
         }
         portal.stmt = stmt;
     }
@@ -534,22 +528,17 @@ impl Recorder {
         if let Some(p) = self.head() {
             p.total_rows += 1;
             p.bytes += len;
-            let rows = &mut p.rows;
             if p.recorded > 0 {
-                rows.push(b',');
+                p.rows.push(b',');
             }
-            rows.push(b'[');
-            for (i, v) in values.enumerate() {
-                if i > 0 {
-                    rows.push(b',');
+            let (secret, binary) = (p.secret, &p.binary);
+            encode::values(&mut p.rows, values, |buf, i, v| {
+                if secret {
+                    encode::str(buf, REDACTED)
+                } else {
+                    encode::value(buf, v, binary.get(i).copied().unwrap_or(false))
                 }
-                match v {
-                    None => rows.extend_from_slice(b"null"),
-                    Some(_) if p.secret => encode::str(rows, REDACTED),
-                    Some(v) => encode::value(rows, v, p.binary.get(i).copied().unwrap_or(false)),
-                }
-            }
-            rows.push(b']');
+            });
             p.recorded += 1;
         }
     }

@@ -99,6 +99,26 @@ pub fn value(buf: &mut Vec<u8>, v: &[u8], binary: bool) {
     }
 }
 
+/// Writes a JSON array of optional wire values (bind parameters, a row's columns): `null`
+/// for `None`, `each(buf, index, value)` writes the others.
+pub fn values<'a>(
+    buf: &mut Vec<u8>,
+    items: impl Iterator<Item = Option<&'a [u8]>>,
+    mut each: impl FnMut(&mut Vec<u8>, usize, &'a [u8]),
+) {
+    buf.push(b'[');
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        match v {
+            None => buf.extend_from_slice(b"null"),
+            Some(v) => each(buf, i, v),
+        }
+    }
+    buf.push(b']');
+}
+
 /// Writes a JSON array of strings.
 pub fn str_array<S: AsRef<str>>(buf: &mut Vec<u8>, items: &[S]) {
     buf.push(b'[');
