@@ -16,7 +16,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use warden_policy::statement::{redact, Analysis};
 
 use crate::hold::Held;
-use warden_recording::encode::{self, CompletionRef, ResultRef, StatementHead};
+use warden_recording::encode::{self, CompletionRef, ResultRef, Sql, StatementHead};
 use warden_recording::event::{Completion, ErrorInfo, EventBody, Notice, SessionEnd, Statement};
 use warden_recording::writer::SessionWriter;
 use warden_wire::{
@@ -46,7 +46,9 @@ pub fn now_us() -> i64 {
 /// A prepared statement's text as it will be recorded.
 #[derive(Clone)]
 struct Prepared {
-    sql: Arc<str>,
+    /// The recordable text, written as a JSON string once: a prepared statement runs
+    /// many times.
+    sql: Arc<[u8]>,
     class: &'static str,
     secret: bool,
     /// Parameter type OIDs from Parse (0 = unspecified), to read binary parameters.
@@ -283,7 +285,7 @@ impl Recorder {
             &StatementHead {
                 id,
                 protocol: "simple",
-                sql: text,
+                sql: Sql::Text(text),
                 params: &[],
                 redacted: secret,
                 class,
@@ -354,10 +356,12 @@ impl Recorder {
     /// A client Parse (`body` is the whole message body): remembered until Execute.
     pub fn parse(&mut self, name: &str, sql: &str, analysis: &Analysis, body: &[u8]) {
         let (text, secret) = recordable(sql, analysis);
+        let mut json = Vec::with_capacity(text.len() + 2);
+        encode::str(&mut json, &text);
         self.prepared.insert(
             name,
             Prepared {
-                sql: text.into(),
+                sql: json.into(),
                 class: analysis.riskiest().as_str(),
                 secret,
                 types: param_types(body).into(),
@@ -375,7 +379,7 @@ impl Recorder {
             .get(b.statement)
             .cloned()
             .unwrap_or_else(|| Prepared {
-                sql: "<a statement prepared before recording started>".into(),
+                sql: Arc::from(&b"\"<a statement prepared before recording started>\""[..]),
                 class: "unknown",
                 secret: false,
                 types: Arc::from(Vec::new()),
@@ -423,7 +427,7 @@ impl Recorder {
                 StatementHead {
                     id,
                     protocol: "extended",
-                    sql: &p.stmt.sql,
+                    sql: Sql::Json(&p.stmt.sql),
                     params: &p.params,
                     redacted: p.stmt.secret,
                     class: p.stmt.class,
@@ -436,7 +440,7 @@ impl Recorder {
                 StatementHead {
                     id,
                     protocol: "extended",
-                    sql: "<unknown portal>",
+                    sql: Sql::Text("<unknown portal>"),
                     params: &[],
                     redacted: false,
                     class: "unknown",

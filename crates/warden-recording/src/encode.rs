@@ -135,6 +135,16 @@ fn num(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// A statement's SQL text for [`statement_head`]: as is, or already written by [`str`]
+/// (a prepared statement's, written once at Parse rather than at every execution).
+#[derive(Clone, Copy, Debug)]
+pub enum Sql<'a> {
+    /// The text, escaped as it is written.
+    Text(&'a str),
+    /// The text as a JSON string, quotes included.
+    Json(&'a [u8]),
+}
+
 /// The fields of a statement event that are known when it is sent.
 #[derive(Clone, Copy, Debug)]
 pub struct StatementHead<'a> {
@@ -143,7 +153,7 @@ pub struct StatementHead<'a> {
     /// `simple` or `extended`.
     pub protocol: &'a str,
     /// Recordable SQL text.
-    pub sql: &'a str,
+    pub sql: Sql<'a>,
     /// The Bind parameters as a JSON array (`["1",null]`), or empty when there are none.
     pub params: &'a [u8],
     /// Whether secrets were removed.
@@ -164,7 +174,10 @@ pub fn statement_head(buf: &mut Vec<u8>, h: &StatementHead<'_>) {
     buf.extend_from_slice(b",\"protocol\":");
     str(buf, h.protocol);
     buf.extend_from_slice(b",\"sql\":");
-    str(buf, h.sql);
+    match h.sql {
+        Sql::Text(s) => str(buf, s),
+        Sql::Json(j) => buf.extend_from_slice(j),
+    }
     if !h.params.is_empty() {
         buf.extend_from_slice(b",\"params\":");
         buf.extend_from_slice(h.params);
@@ -301,20 +314,25 @@ mod tests {
             }
             params.push(b']');
         }
+        let mut sql = Vec::new();
+        str(&mut sql, &st.sql);
         let mut buf = Vec::new();
-        statement_head(
-            &mut buf,
-            &StatementHead {
-                id: st.id,
-                protocol: &st.protocol,
-                sql: &st.sql,
-                params: &params,
-                redacted: st.redacted,
-                class: &st.class,
-                decision: &st.decision,
-                reason: st.reason.as_deref(),
-            },
-        );
+        let mut head = StatementHead {
+            id: st.id,
+            protocol: &st.protocol,
+            sql: Sql::Text(&st.sql),
+            params: &params,
+            redacted: st.redacted,
+            class: &st.class,
+            decision: &st.decision,
+            reason: st.reason.as_deref(),
+        };
+        statement_head(&mut buf, &head);
+        // Pre-written text gives the same bytes.
+        let mut pre = Vec::new();
+        head.sql = Sql::Json(&sql);
+        statement_head(&mut pre, &head);
+        assert_eq!(pre, buf);
         match &st.completion {
             None => close_statement(&mut buf),
             Some(c) => embed_completion(&mut buf, &completion_ref(c, &mut Vec::new())),

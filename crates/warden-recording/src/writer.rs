@@ -6,12 +6,13 @@
 //! gateway loses nothing the client was told had finished. [`SessionWriter::finish`]
 //! appends the `SessionEnd`, trims the file and fsyncs.
 //!
-//! On Linux the file is preallocated in windows (`fallocate`) and written through a
-//! shared memory mapping: a flush is then a copy into the page cache, where a `write`
-//! per flush cost about twice as much on ext4 and was the largest single cost of
-//! recording (see `bench/pgbench.sh`). Until [`finish`](SessionWriter::finish) (or drop)
-//! trims it, the file ends in zeros, which readers take as the end of the recording.
-//! Where preallocation or mapping is not available the writer appends with `write`.
+//! On Linux the file is written through a shared memory mapping of a window of it,
+//! extended with zeros a little ahead of the writes: a flush is then a copy into the page
+//! cache, where a `write` per flush cost about twice as much on ext4 and was the largest
+//! single cost of recording (see `bench/pgbench.sh`). Until
+//! [`finish`](SessionWriter::finish) (or drop) trims it, the file ends in zeros, which
+//! readers take as the end of the recording. Where mapping is not available the writer
+//! appends with `write`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -25,7 +26,7 @@ use crate::reader::path_for;
 const KEEP_CAPACITY: usize = 1024 * 1024;
 /// Initial buffer capacity.
 const INITIAL_CAPACITY: usize = 16 * 1024;
-/// The first preallocated window; each next one doubles, up to [`MAX_WINDOW`], so a
+/// The first mapped window; each next one doubles, up to [`MAX_WINDOW`], so a
 /// short session reserves little disk and a long one remaps rarely.
 const FIRST_WINDOW: u64 = 64 * 1024;
 /// The largest window (a flush larger than this gets a window of its own size).
@@ -98,8 +99,8 @@ impl SessionWriter {
             mapped: false,
         };
         if try_mapped {
-            // A filesystem that cannot preallocate or map gets plain appends for the
-            // whole file (it never holds a preallocated tail).
+            // A filesystem that cannot map gets plain appends for the whole file (it
+            // never holds a tail of zeros).
             match mapped::Window::new(&w.file, 0, FIRST_WINDOW) {
                 Ok(win) => {
                     w.window = Some(win);
@@ -107,8 +108,6 @@ impl SessionWriter {
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "recording without a mapped file");
-                    // fallocate may have grown the file before mmap failed.
-                    w.file.set_len(0)?;
                 }
             }
         }
@@ -208,7 +207,7 @@ impl SessionWriter {
         let Some(w) = self.window.as_mut() else {
             return Err(io::Error::other("recording window missing"));
         };
-        w.write_lines(self.len, &self.buf);
+        w.write_lines(&self.file, self.len, &self.buf)?;
         self.len += need;
         self.buf.clear();
         Ok(())
@@ -242,7 +241,7 @@ impl SessionWriter {
             return;
         }
         if let Some(w) = self.window.as_mut() {
-            w.prefault_at(self.len);
+            w.prefault_at(&self.file, self.len);
         }
     }
 
@@ -376,23 +375,26 @@ pub fn trim_preallocated(dir: &Path, session_id: &str) -> io::Result<u64> {
     Ok(size - end)
 }
 
-/// Writing through a shared mapping of a preallocated window of the file: the only
-/// `unsafe` in the crate.
+/// Writing through a shared mapping of a window of the file: the only `unsafe` in the
+/// crate.
 #[allow(unsafe_code)]
 mod mapped {
     use std::fs::File;
     use std::io;
     use std::sync::atomic::{compiler_fence, Ordering};
 
-    /// Whether this platform can preallocate a file range (mapping then needs it).
+    /// Whether this platform can map the file for writing (else: plain appends).
     pub(super) const SUPPORTED: bool = cfg!(target_os = "linux");
 
-    /// A preallocated, mapped range of the file.
+    /// A mapped range of the file, extended with written zeros just ahead of use.
     #[derive(Debug)]
     pub(super) struct Window {
         map: memmap2::MmapMut,
         /// File offset of `map[0]`.
         pub(super) base: u64,
+        /// Bytes from `map[0]` the file already holds (data or written zeros): only
+        /// these may be touched through the mapping (beyond the file's end is SIGBUS).
+        pub(super) allocated: usize,
         /// Bytes from `map[0]` whose pages are already writable (see [`prefault`]).
         pub(super) prefaulted: usize,
     }
@@ -401,18 +403,17 @@ mod mapped {
     pub(super) const PREFAULT_AHEAD: usize = 64 * 1024;
 
     impl Window {
-        /// Preallocates `[base, base + len)` (growing the file) and maps it.
-        ///
-        /// Preallocating first means a write into the mapping never needs a block the
-        /// filesystem cannot give (a full disk is this error, not a SIGBUS later).
+        /// Maps `[base, base + len)` of `file`, which may end before `base + len`: the
+        /// file is extended by [`allocate`](Self::allocate) as the window fills.
         pub(super) fn new(file: &File, base: u64, len: u64) -> io::Result<Window> {
-            allocate(file, base, len)?;
             let map_len = usize::try_from(len).map_err(io::Error::other)?;
+            let size = file.metadata()?.len();
             // SAFETY: the file is this writer's own: created here with create_new, mode
             // 0600 in a 0700 directory, and neither read through the mapping nor
             // truncated while the window is mapped (`trim` drops the window before
-            // `set_len`). Another process with the gateway's uid changing the file's
-            // size under the mapping could raise SIGBUS, as it could kill the gateway.
+            // `set_len`). Only `allocated` bytes are ever touched, and the file holds
+            // them. Another process with the gateway's uid truncating the file under
+            // the mapping could raise SIGBUS, as it could kill the gateway.
             let map = unsafe {
                 memmap2::MmapOptions::new()
                     .offset(base)
@@ -422,19 +423,51 @@ mod mapped {
             Ok(Window {
                 map,
                 base,
+                allocated: (size.saturating_sub(base) as usize).min(map_len),
                 prefaulted: 0,
             })
         }
 
+        /// Extends the file with zeros to cover the window up to `end` (rounded up to a
+        /// page of the file), unless it does already.
+        ///
+        /// Written zeros rather than `fallocate`: an unwritten extent made every later
+        /// page of the recording cost the kernel about 2.5 times as much to make
+        /// writable and write (ext4, measured: 5.1 against 2.0 us per page); a full disk
+        /// is still this error, at `write`, and never a SIGBUS later (ext4 reserves the
+        /// blocks of delayed allocation when the write is accepted).
+        pub(super) fn allocate(&mut self, file: &File, end: usize) -> io::Result<()> {
+            if end <= self.allocated {
+                return Ok(());
+            }
+            let to = ((self.base + end as u64).next_multiple_of(4096) - self.base) as usize;
+            let to = to.min(self.map.len());
+            zero_fill(
+                file,
+                self.base + self.allocated as u64,
+                self.base + to as u64,
+            )?;
+            self.allocated = to;
+            Ok(())
+        }
+
         /// Makes the pages up to `end` (and [`PREFAULT_AHEAD`] beyond) writable in one
         /// call, where a copy into them would otherwise take a page fault (and the
-        /// filesystem's `page_mkwrite`) per new page: a sixth of recording's cost on a
-        /// small-transaction workload. Best effort: before Linux 5.14 the copy faults.
-        fn prefault(&mut self, end: usize) {
+        /// filesystem's `page_mkwrite`) per new page. Best effort: a failure to extend
+        /// the file is left for the next copy to meet and report; before Linux 5.14 the
+        /// copy faults.
+        fn prefault(&mut self, file: &File, end: usize) {
             if end <= self.prefaulted {
                 return;
             }
             let to = end.saturating_add(PREFAULT_AHEAD).min(self.map.len());
+            if self.allocate(file, to).is_err() {
+                return;
+            }
+            let to = to.min(self.allocated);
+            if to <= self.prefaulted {
+                return;
+            }
             #[cfg(target_os = "linux")]
             let done = self
                 .map
@@ -450,11 +483,11 @@ mod mapped {
             self.prefaulted = if done { to } else { self.map.len() };
         }
 
-        /// Keeps at least half of [`PREFAULT_AHEAD`] beyond file offset `at` writable,
-        /// so the next copies need no [`prefault`](Self::prefault) of their own.
-        pub(super) fn prefault_at(&mut self, at: u64) {
+        /// Keeps at least half of [`PREFAULT_AHEAD`] beyond file offset `at` in the file
+        /// and writable, so the next copies need no work of the kernel's.
+        pub(super) fn prefault_at(&mut self, file: &File, at: u64) {
             let end = at.saturating_sub(self.base) as usize + PREFAULT_AHEAD / 2;
-            self.prefault(end.min(self.map.len()));
+            self.prefault(file, end.min(self.map.len()));
         }
 
         pub(super) fn len(&self) -> u64 {
@@ -466,14 +499,20 @@ mod mapped {
             (self.base + self.len()).saturating_sub(at)
         }
 
-        /// Copies whole lines to file offset `at` (the caller checked [`room`]).
+        /// Copies whole lines to file offset `at` (the caller checked [`room`]), first
+        /// extending the file over them if [`prefault_at`](Self::prefault_at) has not.
         ///
         /// Each line's newline is stored only after the rest of the line, so a gateway
         /// killed mid-copy leaves a line without a newline (a torn tail) and never a
         /// newline-terminated line with holes in it.
-        pub(super) fn write_lines(&mut self, at: u64, lines: &[u8]) {
+        pub(super) fn write_lines(&mut self, file: &File, at: u64, lines: &[u8]) -> io::Result<()> {
             let base = (at - self.base) as usize;
-            self.prefault(base + lines.len());
+            let end = base + lines.len();
+            self.allocate(file, end)?;
+            if end > self.allocated {
+                return Err(io::Error::other("recording window overrun"));
+            }
+            self.prefault(file, end);
             let mut start = 0;
             for nl in memchr::memchr_iter(b'\n', lines) {
                 self.map[base + start..base + nl].copy_from_slice(&lines[start..nl]);
@@ -482,21 +521,30 @@ mod mapped {
                 start = nl + 1;
             }
             // Lines always end in a newline; anything after the last one goes as is.
-            self.map[base + start..base + lines.len()].copy_from_slice(&lines[start..]);
+            self.map[base + start..end].copy_from_slice(&lines[start..]);
+            Ok(())
         }
     }
 
-    #[cfg(target_os = "linux")]
-    fn allocate(file: &File, base: u64, len: u64) -> io::Result<()> {
-        rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), base, len)
-            .map_err(io::Error::from)
+    /// Writes zeros over `[from, to)` of `file`.
+    #[cfg(unix)]
+    fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(ZEROS.len());
+            file.write_all_at(&ZEROS[..n], at)?;
+            at += n as u64;
+        }
+        Ok(())
     }
 
-    #[cfg(not(target_os = "linux"))]
-    fn allocate(_: &File, _: u64, _: u64) -> io::Result<()> {
+    #[cfg(not(unix))]
+    fn zero_fill(_: &File, _: u64, _: u64) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "no preallocation on this platform",
+            "no mapped recording on this platform",
         ))
     }
 }
@@ -707,6 +755,10 @@ mod tests {
                 "{i}: {} {at}",
                 win.prefaulted
             );
+            // Only what the file holds is touched through the mapping.
+            assert!(win.prefaulted == win.len() as usize || win.allocated >= win.prefaulted);
+            let size = std::fs::metadata(w.path()).unwrap().len();
+            assert_eq!(size, win.base + win.allocated as u64, "{i}");
             windows.insert(win.base);
         }
         // Windows were mapped ahead of need, more than one.
