@@ -436,7 +436,7 @@ mod mapped {
         /// writable and write (ext4, measured: 5.1 against 2.0 us per page); a full disk
         /// is still this error, at `write`, and never a SIGBUS later (ext4 reserves the
         /// blocks of delayed allocation when the write is accepted).
-        pub(super) fn allocate(&mut self, file: &File, end: usize) -> io::Result<()> {
+        fn allocate(&mut self, file: &File, end: usize) -> io::Result<()> {
             if end <= self.allocated {
                 return Ok(());
             }
