@@ -7,6 +7,9 @@
 # the same rounds, so the cost of recording is measured as 1 - (recording on / off).
 #
 # Usage: bench/pgbench.sh            (ROUNDS=3 SECONDS_PER_RUN=5 CLIENTS=8 by default)
+#   BENCH_CASES="simple prepared"      which cases (default: all five)
+#   BENCH_TARGETS="warden norec"       only the two Wardens: twice the rounds in the same
+#                                      time, for pricing recording alone
 # Needs: pgbench, pgbouncer, initdb (PostgreSQL server binaries), taskset, a release build
 # (built here if missing). Everything listens on 127.0.0.1 only; everything is torn down.
 set -euo pipefail
@@ -160,7 +163,9 @@ for r in $(seq 1 "$ROUNDS"); do
     # after the other (the kernel writes the recordings back some 30 s later, into
     # whichever run is going then).
     if [ $((r % 2)) = 1 ]; then order="direct pgbouncer warden norec"; else order="direct pgbouncer norec warden"; fi
-    for t in $order; do run_one "$r" "$c" "$t"; done
+    for t in $order; do
+      if [[ " ${BENCH_TARGETS:-direct pgbouncer warden norec} " == *" $t "* ]]; then run_one "$r" "$c" "$t"; fi
+    done
   done
 done
 pin_all 0-1
@@ -175,28 +180,45 @@ cases = []
 for r in rows:
     if r["case"] not in cases:
         cases.append(r["case"])
+
+
+def med(xs, fmt="{:.2f}"):
+    return fmt.format(statistics.median(xs)) if xs else "-"
+
+
+def middle_half(xs):
+    if len(xs) < 4:
+        return "-"
+    q = statistics.quantiles(xs, n=4)
+    return f"{q[0]*100:.1f} to {q[2]*100:.1f}%"
+
+
 print()
-print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'no-rec/direct':>14} {'recording cost':>15} {'cpu us/tx (rec, no-rec)':>24} {'added latency us (bouncer, warden)':>36}")
+print(f"{'case':<10} {'pgbouncer/direct':>17} {'warden/direct':>14} {'no-rec/direct':>14} {'recording cost':>15} {'middle half of rounds':>22} {'cpu us/tx (rec, no-rec)':>24} {'added latency us (bouncer, warden)':>36}")
 for c in cases:
     rb, rw, rn, cost, cpu, cpun, lb, lw = [], [], [], [], [], [], [], []
     for (case, rnd), t in by.items():
-        if case != c or len(t) < 4:
+        if case != c:
             continue
-        d = float(t["direct"]["tps"])
-        rb.append(float(t["pgbouncer"]["tps"]) / d)
-        rw.append(float(t["warden"]["tps"]) / d)
-        rn.append(float(t["norec"]["tps"]) / d)
-        # Throughput lost to recording: 1 - (recording on / recording off), same round.
-        cost.append(1 - float(t["warden"]["tps"]) / float(t["norec"]["tps"]))
-        if t["warden"]["warden_cpu_us_per_tx"]:
-            cpu.append(float(t["warden"]["warden_cpu_us_per_tx"]))
-        if t["norec"]["warden_cpu_us_per_tx"]:
-            cpun.append(float(t["norec"]["warden_cpu_us_per_tx"]))
-        ld = float(t["direct"]["latency_ms"])
-        lb.append((float(t["pgbouncer"]["latency_ms"]) - ld) * 1000)
-        lw.append((float(t["warden"]["latency_ms"]) - ld) * 1000)
-    lat = f"{statistics.median(lb):.1f}, {statistics.median(lw):.1f}" if c == "pinned1" else ""
-    cpus = f"{statistics.median(cpu):.1f}, {statistics.median(cpun):.1f}"
-    print(f"{c:<10} {statistics.median(rb):>17.2f} {statistics.median(rw):>14.2f} {statistics.median(rn):>14.2f} {statistics.median(cost)*100:>14.1f}% {cpus:>24} {lat:>36}")
-print(f"\nraw results: {sys.argv[1]}")
+        tps = {k: float(v["tps"]) for k, v in t.items()}
+        if "direct" in t:
+            d = tps["direct"]
+            for name, out in (("pgbouncer", rb), ("warden", rw), ("norec", rn)):
+                if name in t:
+                    out.append(tps[name] / d)
+        if "warden" in t and "norec" in t:
+            # Throughput lost to recording: 1 - (recording on / off), same round.
+            cost.append(1 - tps["warden"] / tps["norec"])
+        for name, out in (("warden", cpu), ("norec", cpun)):
+            if name in t and t[name]["warden_cpu_us_per_tx"]:
+                out.append(float(t[name]["warden_cpu_us_per_tx"]))
+        if c == "pinned1" and "direct" in t:
+            ld = float(t["direct"]["latency_ms"])
+            for name, out in (("pgbouncer", lb), ("warden", lw)):
+                if name in t:
+                    out.append((float(t[name]["latency_ms"]) - ld) * 1000)
+    lat = f"{med(lb, '{:.1f}')}, {med(lw, '{:.1f}')}" if c == "pinned1" else ""
+    cpus = f"{med(cpu, '{:.1f}')}, {med(cpun, '{:.1f}')}"
+    costs = f"{statistics.median(cost)*100:.1f}%" if cost else "-"
+    print(f"{c:<10} {med(rb):>17} {med(rw):>14} {med(rn):>14} {costs:>15} {middle_half(cost):>22} {cpus:>24} {lat:>36}")
 EOF
