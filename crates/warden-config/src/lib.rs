@@ -173,6 +173,10 @@ pub struct GatewayConfig {
     /// How long a session may outlive the token that opened it.
     #[serde(default, with = "humantime_serde")]
     pub token_grace: Duration,
+    /// Threads that run PostgreSQL sessions, each session staying on one; `None` means
+    /// one per CPU, `Some(0)` runs sessions on the shared work-stealing runtime.
+    #[serde(default)]
+    pub session_threads: Option<usize>,
 }
 
 impl Default for GatewayConfig {
@@ -190,6 +194,7 @@ impl Default for GatewayConfig {
             max_connections: default_max_connections(),
             statement_cache: default_statement_cache(),
             token_grace: Duration::ZERO,
+            session_threads: None,
         }
     }
 }
@@ -853,6 +858,14 @@ impl Config {
                 "must be at least 1".into(),
             );
         }
+        if g.session_threads.is_some_and(|n| n > MAX_SESSION_THREADS) {
+            err(
+                "gateway.session_threads".into(),
+                format!(
+                    "must be at most {MAX_SESSION_THREADS} (0 runs sessions on the shared runtime)"
+                ),
+            );
+        }
         if g.handshake_timeout.is_zero() {
             err(
                 "gateway.handshake_timeout".into(),
@@ -1433,6 +1446,9 @@ fn default_handshake_timeout() -> Duration {
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
 }
+/// Most session threads a configuration may ask for.
+pub const MAX_SESSION_THREADS: usize = 1024;
+
 fn default_max_connections() -> usize {
     2000
 }

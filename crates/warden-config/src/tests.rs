@@ -100,6 +100,7 @@ fn every_semantic_problem_is_reported() {
 [gateway]
 tls_cert = "/x.pem"
 max_message_bytes = 10
+session_threads = 5000
 
 [[identity.oidc]]
 issuer = "ftp://idp"
@@ -132,6 +133,7 @@ credentials = "jit"
     for needle in [
         "gateway.tls_cert",
         "gateway.max_message_bytes",
+        "gateway.session_threads: must be at most 1024",
         "identity.oidc[0].issuer",
         "identity.oidc[0].audience",
         "\"HS256\" is not allowed",
@@ -164,6 +166,8 @@ fn hostile_inputs_do_not_panic() {
         &deep,
         "[gateway]\npostgres_listen = \"nope\"\n",
         "[gateway]\nmax_message_bytes = -1\n",
+        "[gateway]\nsession_threads = -1\n",
+        "[gateway]\nsession_threads = \"all\"\n",
         "[gateway]\nhandshake_timeout = \"99999999999999999999y\"\n",
     ] {
         let _ = parse(text);

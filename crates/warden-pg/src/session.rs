@@ -38,20 +38,105 @@ use crate::stream::ClientStream;
 /// Startup parameters Warden sets itself or refuses to forward to the target.
 const RESERVED_PARAMS: &[&str] = &["user", "database", "replication"];
 
-/// Accepts clients forever, one task per connection.
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
+/// Accepts clients forever, one task per connection: on one of `threads` session threads
+/// (see [`SessionThreads`]), or on the caller's runtime when `threads` is 0.
+pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, threads: usize) {
+    let threads = match SessionThreads::start(threads) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not start session threads; sessions share the runtime");
+            SessionThreads::default()
+        }
+    };
     loop {
         match listener.accept().await {
-            Ok((tcp, peer)) => {
-                let rt = rt.clone();
-                tokio::spawn(async move { handle(tcp, peer, rt).await });
-            }
+            Ok((tcp, peer)) => threads.spawn(tcp, peer, rt.clone()),
             Err(e) => {
                 // Usually EMFILE: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+/// Threads that each run sessions on a single-threaded runtime of their own, a session
+/// staying on the thread that accepted it, its sockets polled by that thread.
+///
+/// On the shared work-stealing runtime, a session's wake-ups move between worker threads
+/// and the workers wake each other: on two cores shared with PostgreSQL and the clients,
+/// that cost more CPU per transaction than the session's own work, and made every extra
+/// microsecond of it (recording, say) cost several in throughput. Proxies with the same
+/// problem keep a connection on one event loop too (Envoy's workers, pgbouncer's one
+/// thread).
+#[derive(Default)]
+pub struct SessionThreads {
+    threads: Vec<SessionThread>,
+}
+
+struct SessionThread {
+    handle: tokio::runtime::Handle,
+    /// Sessions running on it, to place the next one on the least busy thread.
+    live: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SessionThreads {
+    /// Starts `n` threads (none for 0). They run until the process exits.
+    pub fn start(n: usize) -> std::io::Result<SessionThreads> {
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name(format!("warden-pg-{i}"))
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            threads.push(SessionThread {
+                handle,
+                live: Arc::default(),
+            });
+        }
+        Ok(SessionThreads { threads })
+    }
+
+    /// Runs the session of an accepted connection.
+    fn spawn(&self, tcp: TcpStream, peer: SocketAddr, rt: Arc<Runtime>) {
+        use std::sync::atomic::Ordering;
+        let Some(thread) = self
+            .threads
+            .iter()
+            .min_by_key(|t| t.live.load(Ordering::Relaxed))
+        else {
+            tokio::spawn(async move { handle(tcp, peer, rt).await });
+            return;
+        };
+        // The socket moves to the session thread's own reactor.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "could not hand a connection to a session thread");
+                return;
+            }
+        };
+        let live = thread.live.clone();
+        live.fetch_add(1, Ordering::Relaxed);
+        thread.handle.spawn(async move {
+            let _done = Decrement(live);
+            match TcpStream::from_std(tcp) {
+                Ok(tcp) => handle(tcp, peer, rt).await,
+                Err(e) => tracing::warn!(%peer, error = %e, "could not register a connection"),
+            }
+        });
+    }
+}
+
+/// Counts a session out of its thread when it ends, however it ends.
+struct Decrement(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -14,8 +14,17 @@ const PW_ENV: &str = "WARDEN_TEST_TARGET_PW";
 
 async fn start() -> (PgCluster, Gateway, String) {
     let pg = PgCluster::start_scram().await.expect("scram cluster");
+    let (gw, token) = start_gateway(&pg, "").await;
+    (pg, gw, token)
+}
+
+/// A gateway in front of `pg`, with `gateway` (lines of its `[gateway]` section) added.
+async fn start_gateway(pg: &PgCluster, gateway: &str) -> (Gateway, String) {
     let config = format!(
         r#"
+[gateway]
+{gateway}
+
 [[connections]]
 name = "app"
 target = "postgres://127.0.0.1:{}/postgres"
@@ -29,7 +38,7 @@ password_env = "{PW_ENV}"
         .await
         .expect("gateway");
     let token = gw.issue_token("client-tests", "agents", "1h").unwrap();
-    (pg, gw, token)
+    (gw, token)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,9 +95,31 @@ do $$ begin raise notice 'hello from the target'; end $$;
     assert!(out.contains("still here"), "{out}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pgbench_all_three_protocol_modes() {
-    let (pg, gw, token) = start().await;
+/// The gateway's threads named `warden-pg-*` and how often each was switched in so far.
+fn session_threads(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue;
+        };
+        let comm = comm.trim().to_owned();
+        if !comm.starts_with("warden-pg-") {
+            continue;
+        }
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let switches = status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum();
+        out.push((comm, switches));
+    }
+    out.sort();
+    out
+}
+
+fn pgbench_init(pg: &PgCluster) {
     let init = Command::new("pgbench")
         .args([
             "-i",
@@ -111,35 +142,68 @@ async fn pgbench_all_three_protocol_modes() {
         "{}",
         String::from_utf8_lossy(&init.stderr)
     );
+}
+
+fn pgbench_through(gw: &Gateway, token: &str, args: &[&str]) -> String {
+    let out = Command::new("pgbench")
+        .args(args)
+        .args(["-n", "-h", "127.0.0.1", "-p", &gw.pg.port().to_string()])
+        .args(["-U", "bench", "app"])
+        .env("PGPASSWORD", token)
+        .env("PGSSLMODE", "disable")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_run_on_the_session_threads() {
+    let pg = PgCluster::start_scram().await.expect("scram cluster");
+    pgbench_init(&pg);
+
+    // Two session threads: the sessions are spread over both, and they do the work.
+    let (gw, token) = start_gateway(&pg, "session_threads = 2").await;
+    let pid = gw.process.pid().unwrap();
+    let before = session_threads(pid);
+    assert_eq!(
+        before.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        ["warden-pg-0", "warden-pg-1"],
+        "{before:?}"
+    );
+    let out = pgbench_through(&gw, &token, &["-S", "-c", "4", "-j", "2", "-t", "300"]);
+    assert!(out.contains("processed: 1200/1200"), "{out}");
+    let after = session_threads(pid);
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        // Each thread ran two of the four sessions: at least a wake-up per statement.
+        assert!(a - b >= 300, "{name} was switched in {} times", a - b);
+    }
+
+    // 0: sessions on the shared runtime, as before there were session threads.
+    let (gw, token) = start_gateway(&pg, "session_threads = 0").await;
+    assert!(session_threads(gw.process.pid().unwrap()).is_empty());
+    let out = pgbench_through(&gw, &token, &["-S", "-c", "4", "-j", "2", "-t", "100"]);
+    assert!(out.contains("processed: 400/400"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pgbench_all_three_protocol_modes() {
+    let (pg, gw, token) = start().await;
+    pgbench_init(&pg);
     for mode in ["simple", "extended", "prepared"] {
-        let out = Command::new("pgbench")
-            .args(["-M", mode, "-c", "4", "-j", "2", "-t", "50", "-n"])
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &gw.pg.port().to_string(),
-                "-U",
-                "bench",
-            ])
-            .arg("app")
-            .env("PGPASSWORD", &token)
-            .env("PGSSLMODE", "disable")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let out = pgbench_through(&gw, &token, &["-M", mode, "-c", "4", "-j", "2", "-t", "50"]);
         assert!(
-            out.status.success(),
-            "{mode}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            out.contains("number of transactions actually processed: 200/200"),
+            "{mode}: {out}"
         );
         assert!(
-            stdout.contains("number of transactions actually processed: 200/200"),
-            "{mode}: {stdout}"
-        );
-        assert!(
-            stdout.contains("number of failed transactions: 0"),
-            "{mode}: {stdout}"
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
         );
     }
 }

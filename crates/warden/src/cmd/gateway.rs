@@ -198,8 +198,12 @@ impl Gateway {
                 self.runtime.sessions.clone(),
             )));
         }
+        // One session thread per CPU unless configured.
+        let session_threads = self.config.gateway.session_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
         let res = tokio::select! {
-            _ = warden_pg::serve(pg, self.runtime.clone()) => Ok(()),
+            _ = warden_pg::serve(pg, self.runtime.clone(), session_threads) => Ok(()),
             r = warden_api::serve(http, router) => r.context("HTTP listener failed"),
             _ = shutdown_signal() => {
                 tracing::info!("shutting down");
