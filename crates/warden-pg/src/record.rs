@@ -713,17 +713,40 @@ impl Recorder {
 
     /// Ends the recording; returns the final hash.
     pub fn finish(&mut self, reason: &str, error: Option<String>) -> Option<String> {
+        self.finishing(reason, error).and_then(Finishing::run)
+    }
+
+    /// Ends the recording in memory and hands over what is left to do: writing the end
+    /// event, trimming and fsyncing the file, which can block for a while. A session
+    /// thread runs it on the blocking pool, so the other sessions of its thread do not
+    /// wait on the disk.
+    pub fn finishing(&mut self, reason: &str, error: Option<String>) -> Option<Finishing> {
         let statements = self.statements();
         self.write_running();
-        let w = self.writer.take()?;
-        match w.finish(
-            now_us(),
-            SessionEnd {
+        Some(Finishing {
+            writer: self.writer.take()?,
+            end: SessionEnd {
                 reason: reason.into(),
                 error,
                 statements,
             },
-        ) {
+            failed: self.failed,
+        })
+    }
+}
+
+/// The file work that ends a recording (see [`Recorder::finishing`]).
+pub struct Finishing {
+    writer: SessionWriter,
+    end: SessionEnd,
+    /// An earlier write failed: the recording has a gap, so no final hash is vouched for.
+    failed: bool,
+}
+
+impl Finishing {
+    /// Writes the end event, trims and fsyncs; returns the final hash.
+    pub fn run(self) -> Option<String> {
+        match self.writer.finish(now_us(), self.end) {
             Ok(h) if !self.failed => Some(h),
             Ok(_) => None,
             Err(e) => {

@@ -647,16 +647,26 @@ async fn finish_recording(rt: &Runtime, ctx: &SessionCtx, res: &Result<(), Sessi
         Err(SessionError::Ended(why)) => (why.label().to_owned(), Some(why.to_string())),
         Err(e) => ("error".to_owned(), Some(e.to_string())),
     };
-    let (hash, statements) = match &ctx.recorder {
+    let (finishing, statements) = match &ctx.recorder {
         Some(r) => {
             let mut r = r.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(SessionError::Ended(why)) = res {
                 r.notice(why.label(), &why.to_string());
             }
             let n = r.statements();
-            (r.finish(&reason, error), n)
+            (r.finishing(&reason, error), n)
         }
         None => (None, 0),
+    };
+    // The fsync waits on the disk: not on the session thread, where other sessions run.
+    let hash = match finishing {
+        Some(f) => tokio::task::spawn_blocking(move || f.run())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "finishing the session recording failed");
+                None
+            }),
+        None => None,
     };
     if let Err(e) = rt
         .store
