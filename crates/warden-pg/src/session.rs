@@ -65,10 +65,9 @@ pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, threads: usize) {
 ///
 /// On the shared work-stealing runtime, a session's wake-ups move between worker threads
 /// and the workers wake each other: on two cores shared with PostgreSQL and the clients,
-/// that cost more CPU per transaction than the session's own work, and made every extra
-/// microsecond of it (recording, say) cost several in throughput. Proxies with the same
-/// problem keep a connection on one event loop too (Envoy's workers, pgbouncer's one
-/// thread).
+/// `pgbench -S` ran 4-13 % slower that way at the same CPU per transaction
+/// (`bench/pgbench.sh`, README). Proxies keep a connection on one event loop for the same
+/// reason (Envoy's workers, pgbouncer's one thread).
 #[derive(Default)]
 pub struct SessionThreads {
     threads: Vec<SessionThread>,
