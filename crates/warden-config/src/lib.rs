@@ -199,6 +199,9 @@ impl Default for GatewayConfig {
     }
 }
 
+/// Most session threads a configuration may ask for.
+pub const MAX_SESSION_THREADS: usize = 1024;
+
 /// When a PostgreSQL client must use TLS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1446,9 +1449,6 @@ fn default_handshake_timeout() -> Duration {
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(10)
 }
-/// Most session threads a configuration may ask for.
-pub const MAX_SESSION_THREADS: usize = 1024;
-
 fn default_max_connections() -> usize {
     2000
 }

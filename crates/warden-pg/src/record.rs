@@ -711,8 +711,9 @@ impl Recorder {
         }
     }
 
-    /// Ends the recording; returns the final hash.
-    pub fn finish(&mut self, reason: &str, error: Option<String>) -> Option<String> {
+    /// Ends the recording on the calling thread; returns the final hash.
+    #[cfg(test)]
+    fn finish(&mut self, reason: &str, error: Option<String>) -> Option<String> {
         self.finishing(reason, error).and_then(Finishing::run)
     }
 

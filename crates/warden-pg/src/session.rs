@@ -80,23 +80,35 @@ struct SessionThread {
 }
 
 impl SessionThreads {
-    /// Starts `n` threads (none for 0). They run until the process exits.
+    /// Starts `n` threads (none for 0). They run until the process exits. When the system
+    /// refuses a thread, the ones already started are kept; an error only when none was.
     pub fn start(n: usize) -> std::io::Result<SessionThreads> {
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let handle = runtime.handle().clone();
-            std::thread::Builder::new()
-                .name(format!("warden-pg-{i}"))
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
-            threads.push(SessionThread {
-                handle,
-                live: Arc::default(),
-            });
+            match Self::start_one(i) {
+                Ok(t) => threads.push(t),
+                Err(e) if threads.is_empty() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, started = i, wanted = n, "fewer session threads than configured");
+                    break;
+                }
+            }
         }
         Ok(SessionThreads { threads })
+    }
+
+    fn start_one(i: usize) -> std::io::Result<SessionThread> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new()
+            .name(format!("warden-pg-{i}"))
+            .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+        Ok(SessionThread {
+            handle,
+            live: Arc::default(),
+        })
     }
 
     /// Runs the session of an accepted connection.
