@@ -23,4 +23,4 @@ pub mod stream;
 pub mod tls;
 
 pub use runtime::{Runtime, RuntimeError};
-pub use session::serve;
+pub use session::{serve, SessionThreads};

@@ -38,16 +38,9 @@ use crate::stream::ClientStream;
 /// Startup parameters Warden sets itself or refuses to forward to the target.
 const RESERVED_PARAMS: &[&str] = &["user", "database", "replication"];
 
-/// Accepts clients forever, one task per connection: on one of `threads` session threads
-/// (see [`SessionThreads`]), or on the caller's runtime when `threads` is 0.
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, threads: usize) {
-    let threads = match SessionThreads::start(threads) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "could not start session threads; sessions share the runtime");
-            SessionThreads::default()
-        }
-    };
+/// Accepts clients forever, one task per connection: on `threads` (see
+/// [`SessionThreads`]), or on the caller's runtime when there are none.
+pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, threads: SessionThreads) {
     loop {
         match listener.accept().await {
             Ok((tcp, peer)) => threads.spawn(tcp, peer, rt.clone()),
@@ -80,8 +73,9 @@ struct SessionThread {
 }
 
 impl SessionThreads {
-    /// Starts `n` threads (none for 0). They run until the process exits. When the system
-    /// refuses a thread, the ones already started are kept; an error only when none was.
+    /// Starts `n` threads (none for 0), before the listener is announced. They run until
+    /// the process exits. When the system refuses a thread, the ones already started are
+    /// kept; an error only when none was.
     pub fn start(n: usize) -> std::io::Result<SessionThreads> {
         let mut threads = Vec::with_capacity(n);
         for i in 0..n {

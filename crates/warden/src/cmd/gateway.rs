@@ -135,6 +135,14 @@ impl Gateway {
             .with_context(|| format!("cannot listen on {} (http_listen)", g.http_listen))?;
         let (pg_addr, http_addr) = (pg.local_addr()?, http.local_addr()?);
         tracing::info!(postgres = %pg_addr, http = %http_addr, "warden gateway listening");
+        // One session thread per CPU unless configured; up before the listener is announced.
+        let threads = g.session_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        let session_threads = warden_pg::SessionThreads::start(threads).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not start session threads; sessions share the runtime");
+            warden_pg::SessionThreads::default()
+        });
         on_ready(pg_addr, http_addr);
         let registry = self.runtime.sessions.clone();
         let api = warden_api::Api::new(
@@ -198,10 +206,6 @@ impl Gateway {
                 self.runtime.sessions.clone(),
             )));
         }
-        // One session thread per CPU unless configured.
-        let session_threads = self.config.gateway.session_threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-        });
         let res = tokio::select! {
             _ = warden_pg::serve(pg, self.runtime.clone(), session_threads) => Ok(()),
             r = warden_api::serve(http, router) => r.context("HTTP listener failed"),
